@@ -1,0 +1,191 @@
+"""Checkpoints: one self-describing dict, written atomically, loaded with ``weights_only=True``.
+
+A checkpoint holds the model name and resolved config, the generator and discriminator state dicts
+and, for training checkpoints, everything needed for an exact resume (optimizers, EMA, counters, RNG
+states, training config). Nothing in it is pickled code. Exported weights for sharing are safetensors
+files with the model config stored as JSON in their metadata (:func:`export_generator`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from g3an import __version__
+from g3an.registry import get_entry, make_config
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "atomic_write",
+    "build_models",
+    "export_generator",
+    "load_checkpoint",
+    "load_generator",
+    "make_checkpoint",
+    "save_checkpoint",
+]
+
+FORMAT = "g3an-checkpoint"
+FORMAT_VERSION = 1
+EXPORT_FORMAT = "g3an-generator"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, foreign, or of another model."""
+
+
+def atomic_write(path: str | Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then move the file into place, so ``path`` is never half-written.
+
+    The temporary file lives in the destination directory (same file system) and is removed on failure,
+    including a full disk; the previous file at ``path``, if any, stays intact until the final rename.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(
+    model: str,
+    config: Any,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Assemble a checkpoint dict. ``extra`` adds training state (optimizers, counters, rng, ...)."""
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    ckpt: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "model": model,
+        "model_config": cfg,
+        "generator": generator.state_dict(),
+        "discriminator": discriminator.state_dict() if discriminator is not None else None,
+    }
+    ckpt.update(extra)
+    return ckpt
+
+
+def save_checkpoint(path: str | Path, ckpt: Mapping[str, Any]) -> None:
+    """Write ``ckpt`` to ``path`` atomically."""
+    atomic_write(path, lambda tmp: torch.save(dict(ckpt), tmp))
+
+
+def load_checkpoint(path: str | Path, model: str | None = None) -> dict[str, Any]:
+    """Read and validate a checkpoint; ``model`` (if given) must match the checkpoint's model name.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong (missing, truncated, not a g3an checkpoint,
+            newer format, another model).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a PyTorch file: {err})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a g3an checkpoint (no 'format': '{FORMAT}' entry)")
+    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {ckpt['format_version']} is newer than this g3an's "
+            f"({FORMAT_VERSION}); upgrade g3an"
+        )
+    if model is not None and ckpt.get("model") != model:
+        raise CheckpointError(f"{path}: checkpoint of model {ckpt.get('model')!r}, expected {model!r}")
+    return ckpt
+
+
+def build_models(
+    ckpt: Mapping[str, Any], discriminator: bool = True, source: str = "checkpoint"
+) -> tuple[Any, torch.nn.Module, torch.nn.Module | None]:
+    """Rebuild ``(config, generator, discriminator)`` from a checkpoint dict and load their weights.
+
+    A state dict that does not fit the architecture named by the checkpoint raises :class:`CheckpointError`.
+    """
+    name = ckpt["model"]
+    try:
+        cfg = make_config(name, ckpt["model_config"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{source}: invalid model config: {err}") from None
+    entry = get_entry(name)
+    gen = entry.build_generator(cfg)
+    _load_state(gen, ckpt["generator"], f"{source}: generator")
+    disc = None
+    if discriminator and ckpt.get("discriminator") is not None:
+        disc = entry.build_discriminator(cfg)
+        _load_state(disc, ckpt["discriminator"], f"{source}: discriminator")
+    return cfg, gen, disc
+
+
+def _load_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0:3]
+        raise CheckpointError(f"{what} does not fit the architecture in the config: {' '.join(first)}") from None
+
+
+def export_generator(path: str | Path, model: str, config: Any, generator: torch.nn.Module, **meta: str) -> None:
+    """Write generator weights as safetensors, with the model name and config as JSON metadata."""
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    metadata = {"format": EXPORT_FORMAT, "format_version": str(FORMAT_VERSION), "model": model,
+                "model_config": json.dumps(cfg), "package_version": __version__, **meta}  # fmt: skip
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_generator(path: str | Path, ema: bool = True) -> tuple[str, Any, torch.nn.Module, dict[str, Any]]:
+    """Load a generator from a training checkpoint (``.pt``) or an exported ``.safetensors`` file.
+
+    Args:
+        path: checkpoint or exported file.
+        ema: use the EMA weights when the checkpoint has them.
+
+    Returns:
+        ``(model_name, config, generator_in_eval_mode, info)``; ``info`` holds the file's metadata.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such file")
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                metadata = fh.metadata() or {}
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+        if metadata.get("format") != EXPORT_FORMAT:
+            found = metadata.get("format")
+            raise CheckpointError(f"{path}: not a g3an generator export (metadata 'format' is {found!r})")
+        ckpt = {"model": metadata["model"], "model_config": json.loads(metadata["model_config"]), "generator": tensors}
+        info = dict(metadata)
+    else:
+        ckpt = load_checkpoint(path)
+        if ema and ckpt.get("generator_ema") is not None:
+            ckpt = {**ckpt, "generator": ckpt["generator_ema"]}
+        info = {k: v for k, v in ckpt.items() if k in ("model", "package_version", "counters", "meta")}
+    cfg, gen, _ = build_models(ckpt, discriminator=False, source=str(path))
+    return ckpt["model"], cfg, gen.eval(), info

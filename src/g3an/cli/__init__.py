@@ -1,0 +1,30 @@
+"""The ``g3an`` command: a thin click group; each sub-command lives in its own module of this package."""
+
+from __future__ import annotations
+
+import click
+
+from g3an import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="g3an")
+def main() -> None:
+    """G3AN video generation: data, training, sampling, latent manipulation and evaluation."""
+
+
+@main.command("models")
+def models_cmd() -> None:
+    """List the registered models."""
+    from g3an.registry import get_entry, list_models
+
+    for name in list_models():
+        click.echo(f"{name:10s} {get_entry(name).description}")
+
+
+def _register_subcommands() -> None:
+    # Each sub-command module adds itself here; keep one line per module.
+    from g3an.cli import reference  # noqa: F401
+
+
+_register_subcommands()

@@ -1,0 +1,84 @@
+"""Factorised spatio-temporal self-attention (F-SA) of G3AN (paper section 3.3; reference ``model/ops.py``).
+
+F-SA is temporal self-attention (TSA, a T x T attention at every spatial location) followed by spatial
+self-attention (SSA, an HW x HW attention in every frame). Each has spectrally normalised 1x1x1 query /
+key convs (C -> C/8), a value conv (C -> C), no output projection, no 1/sqrt(d) scaling, and a residual
+scaled by a learned scalar ``gamma`` that starts at 0, so F-SA starts as the identity.
+
+Two layouts of the attended tensor are available:
+
+* ``correct`` (default): the attended features are put back where they came from.
+* ``reference``: reproduces the reference code's ``view(b, h, w, -1, t)`` of a tensor laid out
+  ``(b, h, w, t, c)`` (TSA) or ``(b, t, h, w, c)`` (SSA), which scrambles axes before the residual add
+  (spec g3an.md section 2.4). Needed to run the released weights as they were trained.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from g3an.models.blocks import spectral_norm
+from g3an.shapes import assert_shape
+
+__all__ = ["FSA", "FSA_LAYOUTS", "AxisSelfAttention"]
+
+FSA_LAYOUTS = ("correct", "reference")
+
+
+class AxisSelfAttention(nn.Module):
+    """Self-attention of a ``(B, C, T, H, W)`` tensor along time (``axis="time"``) or space (``axis="space"``).
+
+    Args:
+        channels: C, channels of the input and output.
+        axis: ``"time"`` (TSA) or ``"space"`` (SSA).
+        layout: ``"correct"`` or ``"reference"`` (see the module docstring).
+        reduction: query/key channels are ``channels // reduction`` (8 in the paper).
+    """
+
+    def __init__(self, channels: int, axis: str, layout: str = "correct", reduction: int = 8) -> None:
+        super().__init__()
+        if axis not in ("time", "space"):
+            raise ValueError(f"axis must be 'time' or 'space', got {axis!r}")
+        if layout not in FSA_LAYOUTS:
+            raise ValueError(f"F-SA layout must be one of {FSA_LAYOUTS}, got {layout!r}")
+        if channels % reduction or channels < reduction:
+            raise ValueError(f"F-SA channels ({channels}) must be a positive multiple of {reduction}")
+        self.channels, self.axis, self.layout = channels, axis, layout
+        qk = channels // reduction
+        self.q_conv = spectral_norm(nn.Conv3d(channels, qk, 1))
+        self.k_conv = spectral_norm(nn.Conv3d(channels, qk, 1))
+        self.v_conv = spectral_norm(nn.Conv3d(channels, channels, 1))
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert_shape(f"{self.axis} attention input", x, (None, self.channels, None, None, None))
+        b, c, t, h, w = x.shape
+        if self.axis == "time":
+            seq = "(b h w) t c"  # one length-T sequence per spatial location
+        else:
+            seq = "(b t) (h w) c"  # one length-HW sequence per frame
+        q = rearrange(self.q_conv(x), f"b c t h w -> {seq}")
+        k = rearrange(self.k_conv(x), f"b c t h w -> {seq}")
+        v = rearrange(self.v_conv(x), f"b c t h w -> {seq}")
+        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (N, L, C), softmax over keys
+        if self.layout == "correct":
+            out = rearrange(out, f"{seq} -> b c t h w", b=b, t=t, h=h, w=w)
+        else:
+            # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
+            out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
+        return x + self.gamma * out
+
+
+class FSA(nn.Module):
+    """F-SA: :class:`AxisSelfAttention` over time, then over space; input and output ``(B, C, T, H, W)``."""
+
+    def __init__(self, channels: int, layout: str = "correct") -> None:
+        super().__init__()
+        self.tsa = AxisSelfAttention(channels, "time", layout)
+        self.ssa = AxisSelfAttention(channels, "space", layout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ssa(self.tsa(x))

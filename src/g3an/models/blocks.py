@@ -1,0 +1,106 @@
+"""Layers shared by the models: spectral normalisation, initialisation rules, class-map helpers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations
+
+__all__ = [
+    "INIT_SCHEMES",
+    "apply_init",
+    "class_maps",
+    "init_dcgan",
+    "init_reference",
+    "log2_int",
+    "one_hot",
+    "spectral_norm",
+    "spectral_weight_original",
+]
+
+INIT_SCHEMES = ("reference", "dcgan")
+
+
+def spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectrally normalise ``module.weight`` with one power iteration per training forward.
+
+    Uses ``torch.nn.utils.parametrizations.spectral_norm``: for transposed convolutions the matrix is
+    taken along dim 1, as the hook-based version of the reference code does, so imported ``weight_u`` /
+    ``weight_v`` vectors keep their meaning.
+    """
+    return parametrizations.spectral_norm(module, n_power_iterations=1, eps=1e-12)
+
+
+def spectral_weight_original(module: nn.Module) -> torch.Tensor:
+    """The un-normalised weight of a layer, spectrally normalised or not (a parameter, for in-place init)."""
+    if hasattr(module, "parametrizations") and "weight" in module.parametrizations:
+        return module.parametrizations.weight.original
+    return module.weight
+
+
+_CONVS = (nn.Conv2d, nn.Conv3d)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@torch.no_grad()
+def init_reference(model: nn.Module, std: float = 0.02) -> None:
+    """Initialise as the reference code really does (spec g3an.md section 2.5).
+
+    Regular convolutions (including the spectrally normalised attention convs and ``to_rgb``) get
+    N(0, ``std``) weights; transposed convolutions keep PyTorch's default Kaiming-uniform init, since the
+    reference's ``isinstance(m, nn.Conv3d)`` test misses them; BatchNorm weights N(1, ``std``), biases 0.
+    Conv biases keep PyTorch's default.
+    """
+    for m in model.modules():
+        if isinstance(m, _CONVS):
+            spectral_weight_original(m).normal_(0.0, std)
+        elif isinstance(m, _NORMS) and m.affine:
+            m.weight.normal_(1.0, std)
+            m.bias.zero_()
+
+
+@torch.no_grad()
+def init_dcgan(model: nn.Module, std: float = 0.02) -> None:
+    """DCGAN init as the paper states it: every (transposed) conv weight N(0, ``std``), BN N(1, ``std``) / 0."""
+    for m in model.modules():
+        if isinstance(m, _CONVS + _TRANSPOSED):
+            spectral_weight_original(m).normal_(0.0, std)
+        elif isinstance(m, _NORMS) and m.affine:
+            m.weight.normal_(1.0, std)
+            m.bias.zero_()
+
+
+def apply_init(model: nn.Module, scheme: str) -> None:
+    """Apply the named initialisation scheme (``reference`` or ``dcgan``)."""
+    if scheme == "reference":
+        init_reference(model)
+    elif scheme == "dcgan":
+        init_dcgan(model)
+    else:
+        raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+
+
+def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B,)`` integer labels to ``(B, num_classes)`` one-hot vectors; a clear error for out-of-range labels."""
+    if y.ndim != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"class labels must be a 1-D integer tensor, got {tuple(y.shape)} {y.dtype}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"class labels must lie in [0, {num_classes - 1}], got min {int(y.min())}, max {int(y.max())}")
+    return nn.functional.one_hot(y.long(), num_classes).to(dtype)
+
+
+def class_maps(onehot: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Broadcast ``(B, K)`` one-hot vectors over the trailing dims of ``like`` (no copy until concatenated)."""
+    shape = (onehot.shape[0], onehot.shape[1], *like.shape[2:])
+    return onehot.view(*onehot.shape, *([1] * (like.ndim - 2))).expand(shape)
+
+
+def log2_int(n: int, what: str) -> int:
+    """``log2(n)`` for a power of two, else a clear error naming ``what``."""
+    k = int(math.log2(n)) if n > 0 else -1
+    if k < 0 or 2**k != n:
+        raise ValueError(f"{what} must be a power of two, got {n}")
+    return k

@@ -1,0 +1,215 @@
+"""Every registered model and every G3AN variant: shapes, finite outputs, gradients to every parameter."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from g3an import create_discriminator, create_generator, list_models, make_config
+from g3an.models import sample_labels
+from g3an.models.g3an import G3ANGenerator
+from g3an.shapes import ShapeError
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _set_attention_gammas(model: torch.nn.Module, value: float) -> None:
+    # gamma starts at 0, which makes F-SA the identity and blocks the q/k/v gradients; open it for the test.
+    for name, p in model.named_parameters():
+        if name.endswith("gamma"):
+            p.data.fill_(value)
+
+
+def _forward_backward(name: str, batch: int = 2, frames: int | None = None, **options):
+    G = create_generator(name, **options)
+    D = create_discriminator(name, **options)
+    _set_attention_gammas(G, 0.5)
+    gen = torch.Generator().manual_seed(1)
+    latents = G.sample_latents(batch, frames, generator=gen)
+    y = sample_labels(G.num_classes, batch, gen)
+    video = G(**latents, y=y)
+    logits = D(video, y=y) if video.shape[2] == G.default_frames else {}
+    loss = video.square().mean() + sum(v.mean() for v in logits.values())
+    loss.backward()
+    return G, D, video, logits
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_registry_models_forward_backward(name: str, tiny_g3an: dict) -> None:
+    G, D, video, logits = _forward_backward(name, **tiny_g3an)
+    assert video.shape == (2, 3, 16, 64, 64)
+    assert torch.isfinite(video).all() and video.abs().max() <= 1
+    assert set(logits) == set(D.heads)
+    for head, value in logits.items():
+        assert value.shape == (2,), head
+        assert torch.isfinite(value).all()
+    for module in (G, D):
+        for pname, p in module.named_parameters():
+            assert p.grad is not None, pname
+            assert p.grad.abs().sum() > 0, pname
+
+
+VARIANTS = [
+    *({"conv_type": c, "fsa_level": f} for c, f in itertools.product(["1p2d", "2p1d", "3d"], [None, 3])),
+    *({"fsa_level": f} for f in (0, 1, 2, 4)),
+    {"use_spatial": False},
+    {"use_temporal": False},
+    {"use_spatial": False, "use_temporal": False},
+    {"use_spatial": False, "use_temporal": False, "fsa_level": None},
+    {"num_classes": 3},
+    {"num_classes": 3, "use_temporal": False},
+    {"num_classes": 3, "video_d": "3d"},
+    {"video_d": "3d"},
+    {"resolution": 32},
+    {"resolution": 32, "video_d": "3d"},
+    {"resolution": 128, "fsa_level": 2},
+    {"fsa_layout": "reference"},
+    {"init": "dcgan"},
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()))
+def test_g3an_variants(variant: dict, tiny_g3an: dict) -> None:
+    batch = 1 if variant.get("fsa_level") == 4 else 2  # 4096 x 4096 attention per frame: keep it small
+    G, D, video, logits = _forward_backward("g3an", batch=batch, **{**tiny_g3an, **variant})
+    res = variant.get("resolution", 64)
+    assert video.shape == (batch, 3, 16, res, res)
+    assert torch.isfinite(video).all()
+    assert logits["video"].shape == (batch,) and logits["image"].shape == (batch,)
+    for module in (G, D):
+        for pname, p in module.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("t_z,frames", [(1, 16), (2, 20), (3, 24), (9, 48)])
+def test_longer_videos_from_longer_motion_code(t_z: int, frames: int, tiny_g3an: dict) -> None:
+    G = create_generator("g3an", **{k: v for k, v in tiny_g3an.items() if k != "ch_d"}).eval()
+    assert G.latent_shapes(frames)["z_m"] == (4, t_z)
+    with torch.no_grad():
+        video = G(torch.randn(2, 16), torch.randn(2, 4, t_z))
+    assert video.shape == (2, 3, frames, 64, 64)
+    with pytest.raises(ValueError, match="16 \\+ 4k"):
+        G.latent_shapes(18)
+
+
+def test_stream_ablations_remove_what_they_say(tiny_g3an: dict) -> None:
+    base = create_generator("g3an", **tiny_g3an)
+    no_s = create_generator("g3an", **tiny_g3an, use_spatial=False)
+    no_t = create_generator("g3an", **tiny_g3an, use_temporal=False)
+    assert all(level.conv_s is None for level in no_s.levels) and all(level.conv_t is not None for level in no_s.levels)
+    assert all(level.conv_t is None for level in no_t.levels) and all(level.conv_s is not None for level in no_t.levels)
+    # without G_S the fused video tensor is not widened, so G_V's inputs after level 0 halve
+    assert no_s.levels[1].conv_v[0].in_channels * 2 == base.levels[1].conv_v[0].in_channels
+    # without G_T, z_m reaches the video only through G_V: two videos of one z_a with two z_m still differ
+    # (train mode: at initialisation the untrained BatchNorm running statistics shrink every signal)
+    with torch.no_grad():
+        video = no_t(torch.randn(1, 16).expand(2, -1), torch.randn(2, 4))
+    assert (video[0] - video[1]).abs().max() > 1e-2
+
+
+def test_conditional_class_changes_the_video(tiny_g3an: dict) -> None:
+    G = create_generator("g3an", **tiny_g3an, num_classes=4).eval()
+    assert G.levels[0].conv_t[0].in_channels == 4 + 4  # z_m (4) + one-hot (4) at G_T's input
+    z_a, z_m = torch.randn(1, 16).expand(4, -1), torch.randn(1, 4).expand(4, -1)
+    with torch.no_grad():
+        video = G(z_a, z_m, y=torch.arange(4))
+    assert (video[0] - video[1]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="conditional"):
+        G(z_a, z_m)
+    with pytest.raises(ValueError, match="\\[0, 3\\]"):
+        G(z_a, z_m, y=torch.tensor([0, 1, 2, 7]))
+
+
+def test_paper_parameter_counts_equal_the_reference() -> None:
+    G = create_generator("g3an")
+    assert _count(G) == 23_090_437
+    assert _count(create_generator("g3an", fsa_level=None)) == 22_925_955
+    assert _count(create_generator("g3an", conv_type="2p1d")) == 27_219_205
+    assert _count(create_generator("g3an", conv_type="3d")) == 65_975_237
+    D = create_discriminator("g3an")
+    assert _count(D.video) == 8_347_009
+    assert _count(D.image) == 2_764_737
+    per_level = [(_count(lv.conv_s), _count(lv.conv_t), _count(lv.conv_v)) for lv in G.levels]
+    assert per_level == [
+        (1_050_112, 22_016, 4_480_000),
+        (4_195_840, 1_050_112, 6_294_528),
+        (2_097_920, 525_056, 2_098_688),
+        (524_672, 33_152, 328_448),
+        (131_264, 8_384, 82_304),
+    ]
+    assert sum(s for s, _, _ in per_level) == 7_999_808
+    assert sum(t for _, t, _ in per_level) == 1_638_720
+    assert sum(v for _, _, v in per_level) == 13_283_968
+    assert _count(G.to_rgb) == 3_459
+    assert _count(G.fsa) == 164_482 and _count(G.fsa.tsa) == 82_241
+
+
+def test_paper_intermediate_shapes() -> None:
+    G = create_generator("g3an").eval()
+    shapes = []
+    for level in G.levels:
+        level.register_forward_hook(lambda m, i, o: shapes.append([tuple(t.shape) for t in o]))
+    with torch.no_grad():
+        G(torch.randn(1, 128), torch.randn(1, 10))
+    assert shapes == [
+        [(1, 512, 1, 4, 4), (1, 1024, 4, 4, 4), (1, 512, 4, 1, 1)],
+        [(1, 512, 1, 8, 8), (1, 1024, 8, 8, 8), (1, 512, 8, 1, 1)],
+        [(1, 256, 1, 16, 16), (1, 512, 16, 16, 16), (1, 256, 16, 1, 1)],
+        [(1, 128, 1, 32, 32), (1, 256, 16, 32, 32), (1, 128, 16, 1, 1)],
+        [(1, 64, 1, 64, 64), (1, 128, 16, 64, 64), (1, 64, 16, 1, 1)],
+    ]
+
+
+def test_init_schemes() -> None:
+    ref = create_generator("g3an", init="reference")
+    dcgan = create_generator("g3an", init="dcgan")
+    w_ref = ref.levels[1].conv_t[0].parametrizations.weight.original
+    w_dc = dcgan.levels[1].conv_t[0].parametrizations.weight.original
+    # the reference's init loop misses transposed convs: PyTorch's default init, std 0.0128 for this layer
+    assert 0.011 < w_ref.std().item() < 0.0145
+    assert 0.0195 < w_dc.std().item() < 0.0205
+    assert 0.0195 < ref.fsa.tsa.v_conv.parametrizations.weight.original.std().item() < 0.0205
+    bn = ref.levels[1].conv_s[1]
+    assert abs(bn.weight.mean().item() - 1) < 0.01 and bn.bias.abs().max() == 0
+
+
+def test_bad_latents_and_options_get_clear_errors(tiny_g3an: dict) -> None:
+    G = create_generator("g3an", **tiny_g3an)
+    with pytest.raises(ShapeError, match="z_a must have shape"):
+        G(torch.randn(2, 15), torch.randn(2, 4))
+    with pytest.raises(ShapeError, match="z_m must have shape"):
+        G(torch.randn(2, 16), torch.randn(3, 4))
+    with pytest.raises(ValueError, match="unconditional"):
+        G(torch.randn(2, 16), torch.randn(2, 4), y=torch.tensor([0, 1]))
+    D = create_discriminator("g3an", **tiny_g3an)
+    with pytest.raises(ShapeError, match="D_V input"):
+        D(torch.randn(2, 3, 12, 64, 64))
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        create_generator("nope")
+    with pytest.raises(ValueError, match="unknown option\\(s\\) chanels"):
+        make_config("g3an", chanels=3)
+    for bad, match in [
+        ({"conv_type": "4d"}, "conv_type"),
+        ({"fsa_level": 5}, "fsa_level"),
+        ({"resolution": 48}, "resolution"),
+        ({"num_frames": 18}, "num_frames"),
+        ({"fsa_layout": "mine"}, "fsa_layout"),
+        ({"ch": 0}, "ch"),
+        ({"video_d": "2d"}, "video_d"),
+        ({"init": "xavier"}, "init"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            make_config("g3an", **bad)
+
+
+def test_generator_latents_are_device_independent_and_seeded(tiny_g3an: dict) -> None:
+    G = create_generator("g3an", **tiny_g3an)
+    a = G.sample_latents(3, generator=torch.Generator().manual_seed(5))
+    b = G.sample_latents(3, generator=torch.Generator().manual_seed(5))
+    assert a.keys() == b.keys() == {"z_a", "z_m"}
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert isinstance(G, G3ANGenerator) and G.appearance_latent == "z_a" and G.motion_latent == "z_m"
