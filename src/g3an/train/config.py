@@ -1,0 +1,200 @@
+"""Typed training configuration: defaults, a JSON config file, ``key=value`` overrides, validation.
+
+The resolved configuration (including the model's full architecture config) is written to
+``RUN_DIR/config.json``; ``g3an train --dry-run`` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from g3an.registry import get_entry, make_config
+
+__all__ = ["OptimConfig", "TrainConfig", "apply_overrides", "load_config_file", "parse_override"]
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser settings; ``None`` takes the model family's default (G3AN: Adam 2e-4, betas (0.5, 0.999)).
+
+    Attributes:
+        lr_g: generator learning rate.
+        lr_d: discriminator learning rate (every discriminator network).
+        betas: Adam betas.
+        weight_decay: L2 weight decay.
+    """
+
+    lr_g: float | None = None
+    lr_d: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lr_g", "lr_d", "weight_decay"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, (int, float)) or v < 0):
+                raise ValueError(f"optim.{name} must be a non-negative number, got {v!r}")
+        if self.betas is not None:
+            b = tuple(self.betas)
+            if len(b) != 2 or not all(isinstance(x, (int, float)) and 0 <= x < 1 for x in b):
+                raise ValueError(f"optim.betas must be two numbers in [0, 1), got {self.betas!r}")
+            self.betas = (float(b[0]), float(b[1]))
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Attributes:
+        model: registered model name (``g3an``, ...).
+        model_config: options of that model (see its config class); resolved to the full config.
+        data: prepared dataset directory.
+        split: dataset split to train on (``None``: every video).
+        num_frames: frames per training clip; the model's ``num_frames`` follows it.
+        time_steps: temporal strides drawn uniformly per clip (the paper: 1..4).
+        flip: random horizontal flip of whole clips (the paper uses it on Weizmann).
+        batch_size: global batch (videos per step over all processes).
+        steps: training iterations (each: the discriminator phases, then the generator phase).
+        seed: seeds initialisation, data order, clip sampling and latents; a run is a function of it.
+        precision: ``fp32``, ``bf16`` (autocast; fast on CPUs with AMX) or ``fp16`` (CUDA, gradient scaler).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        optim: optimiser settings.
+        ema_half_life: half-life of the generator EMA in videos (``None``: no EMA).
+        log_every: steps between logged scalars.
+        sample_every: steps between sample grids (0: never).
+        checkpoint_every: steps between checkpoints (a final one is always written).
+        keep_last: checkpoints kept (older ones are deleted; ``best.pt`` is kept apart).
+        eval_every: steps between evaluations during training (0: never).
+        eval_metric: metric for ``best.pt`` when evaluating (lower is better).
+        eval_samples: generated videos per evaluation.
+        workers: DataLoader worker processes per training process.
+        threads: torch CPU threads (``None``: PyTorch's default).
+        compile: wrap the networks with ``torch.compile``.
+    """
+
+    model: str = "g3an"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    data: str = ""
+    split: str | None = "train"
+    num_frames: int = 16
+    time_steps: tuple[int, ...] = (1, 2, 3, 4)
+    flip: bool = False
+    batch_size: int = 16
+    steps: int = 10_000
+    seed: int = 0
+    precision: str = "fp32"
+    device: str = "auto"
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    ema_half_life: float | None = None
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    eval_every: int = 0
+    eval_metric: str | None = None
+    eval_samples: int = 512
+    workers: int = 2
+    threads: int | None = None
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.optim, dict):
+            self.optim = OptimConfig(**self.optim)
+        self.time_steps = tuple(int(s) for s in self.time_steps)
+        if not self.time_steps or any(s < 1 for s in self.time_steps):
+            raise ValueError(f"time_steps must be positive integers, got {self.time_steps!r}")
+        for name in ("batch_size", "steps", "num_frames"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("log_every", "sample_every", "checkpoint_every", "eval_every", "workers", "eval_samples"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.keep_last < 1:
+            raise ValueError(f"keep_last must be >= 1, got {self.keep_last}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.ema_half_life is not None and self.ema_half_life <= 0:
+            raise ValueError(f"ema_half_life must be positive (videos) or null, got {self.ema_half_life}")
+        if self.eval_every and not self.eval_metric:
+            raise ValueError("eval_every > 0 needs eval_metric (the metric that picks best.pt)")
+        entry = get_entry(self.model)  # clear error for unknown model names
+        cfg = dict(self.model_config)
+        cfg.setdefault("num_frames", self.num_frames)
+        if "num_frames" in {f.name for f in dataclasses.fields(entry.config_cls)}:
+            if cfg["num_frames"] != self.num_frames:
+                raise ValueError(
+                    f"model_config.num_frames ({cfg['num_frames']}) differs from num_frames ({self.num_frames})"
+                )
+        else:
+            cfg.pop("num_frames")
+        self.model_config = dataclasses.asdict(make_config(self.model, cfg))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON config file (the format of ``RUN_DIR/config.json``); errors name the file."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such config file") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config file holds a JSON object")
+    return values
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model_config.ch=32"`` -> ``(["model_config", "ch"], 32)``; values are JSON, else strings.
+
+    ``none`` / ``null`` give ``None``; ``model.`` is accepted as a short form of ``model_config.``.
+    """
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key=value (for example model.ch=32)")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if path[0] == "model" and len(path) > 1:
+        path[0] = "model_config"
+    if raw.strip().lower() == "none":
+        return path, None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides to a nested dict of options (a copy is returned)."""
+    out = json.loads(json.dumps(values, default=list))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {text!r}: {part!r} is not a group of options")
+        node[path[-1]] = value
+    return out

@@ -1,0 +1,176 @@
+"""Training objectives: one object per model family, organised as phases the one training loop runs.
+
+An objective builds its optimisers, says which phases a step has (which networks each phase trains and
+which optimisers it steps), makes the step's fake videos once (``begin_step``), and returns each
+phase's loss. The loop owns everything else: autocast, backward, gradient all-reduce, optimiser steps,
+the non-finite guard, EMA, logging and checkpoints. Adding a model family is one subclass and one
+entry in :data:`OBJECTIVES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from g3an.models.base import VideoDiscriminator, VideoGenerator
+from g3an.train.config import OptimConfig
+
+__all__ = ["OBJECTIVES", "G3ANObjective", "Objective", "Phase", "StepContext", "register_objective"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a step.
+
+    Attributes:
+        name: label used in logs (``D``, ``G``, ...).
+        trains: ``generator`` or ``discriminator``: the network whose parameters get gradients.
+        optimizers: names of the optimisers stepped after this phase's backward.
+    """
+
+    name: str
+    trains: str
+    optimizers: tuple[str, ...]
+
+
+@dataclass
+class StepContext:
+    """What a step's phases share: the real batch, the random draws of the step, the fakes.
+
+    Random draws are made for the global batch from a generator seeded by (run seed, step) and sliced for
+    this process, so a step is the same with 1 or N processes and after a resume.
+    """
+
+    real: torch.Tensor  # (b, 3, T, H, W), this process's part of the global batch
+    labels: torch.Tensor | None  # (b,) class labels of the real clips (None: unlabelled or unconditional)
+    rng: torch.Generator  # CPU generator, identical on every process
+    rank: int
+    world: int
+    step: int
+    device: torch.device
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch(self) -> int:
+        return self.real.shape[0]
+
+    def local(self, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """Draw a global-batch tensor with ``draw(global_batch)`` and keep this process's rows."""
+        b = self.batch
+        return draw(b * self.world)[self.rank * b : (self.rank + 1) * b].to(self.device)
+
+    def randint(self, high: int) -> torch.Tensor:
+        """``(b,)`` integers uniform in ``[0, high)``."""
+        return self.local(lambda n: torch.randint(high, (n,), generator=self.rng))
+
+    def latents(self, generator: VideoGenerator, num_frames: int | None = None) -> dict[str, torch.Tensor]:
+        """The generator's latent codes for this process's part of the batch."""
+        full = generator.sample_latents(self.batch * self.world, num_frames, generator=self.rng, device="cpu")
+        return {k: v[self.rank * self.batch : (self.rank + 1) * self.batch].to(self.device) for k, v in full.items()}
+
+
+class Objective:
+    """Base class: subclasses set :attr:`phases` and implement :meth:`build_optimizers`, :meth:`loss`."""
+
+    phases: tuple[Phase, ...] = ()
+
+    def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator) -> None:
+        self.G, self.D = generator, discriminator
+
+    def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def begin_step(self, ctx: StepContext) -> None:
+        """Draw the step's latents and generate its fakes (once per step)."""
+
+    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar loss of ``phase`` and detached scalars to log."""
+        raise NotImplementedError
+
+    def after_phase(self, phase: Phase, ctx: StepContext) -> None:
+        """Called after the phase's optimiser step (e.g. weight clipping)."""
+
+
+OBJECTIVES: dict[str, type[Objective]] = {}
+
+
+def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
+    def deco(cls: type[Objective]) -> type[Objective]:
+        OBJECTIVES[name] = cls
+        return cls
+
+    return deco
+
+
+def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Binary cross-entropy with logits against a constant label, mean over the batch (float32)."""
+    logits = logits.float()
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+@register_objective("g3an")
+class G3ANObjective(Objective):
+    """G3AN's objective as the paper and reference ``trainer.py`` (spec g3an.md section 3.3).
+
+    Per step: one generator forward; D_V and D_I trained with BCE on real (1) and detached fake (0)
+    (losses summed, not halved); then G trained with the non-saturating loss
+    ``BCE(D_V(fake), 1) + BCE(D_I(fake frame), 1)`` on the same fakes, seen by the updated
+    discriminators. D_I sees one uniformly drawn frame per video, drawn separately for real and fake
+    videos (the reference draws one index per batch; per video is the issue's and the paper's reading).
+    Adam lr 2e-4, betas (0.5, 0.999) for G, D_V and D_I.
+    """
+
+    phases = (Phase("D", "discriminator", ("D_V", "D_I")), Phase("G", "generator", ("G",)))
+
+    def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
+        betas = optim.betas or (0.5, 0.999)
+        wd = optim.weight_decay or 0.0
+        lr_g = optim.lr_g if optim.lr_g is not None else 2e-4
+        lr_d = optim.lr_d if optim.lr_d is not None else 2e-4
+        D: Any = self.D
+        return {
+            "G": adam(self.G.parameters(), lr_g, betas, wd),
+            "D_V": adam(D.video.parameters(), lr_d, betas, wd),
+            "D_I": adam(D.image.parameters(), lr_d, betas, wd),
+        }
+
+    def begin_step(self, ctx: StepContext) -> None:
+        G = self.G
+        num_frames = ctx.real.shape[2]
+        latents = ctx.latents(G, num_frames)
+        y_fake = ctx.local(lambda n: torch.randint(G.num_classes, (n,), generator=ctx.rng)) if G.num_classes else None
+        ctx.cache["y_fake"] = y_fake
+        ctx.cache["y_real"] = ctx.labels if G.num_classes else None
+        ctx.cache["real_frame"] = ctx.randint(num_frames)
+        ctx.cache["fake_frame"] = ctx.randint(num_frames)
+        ctx.cache["fake"] = G(**latents, y=y_fake)
+
+    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = ctx.cache
+        if phase.name == "D":
+            real = self.D(ctx.real, c["y_real"], c["real_frame"])
+            fake = self.D(c["fake"].detach(), c["y_fake"], c["fake_frame"])
+            loss_v = bce(real["video"], 1.0) + bce(fake["video"], 0.0)
+            loss_i = bce(real["image"], 1.0) + bce(fake["image"], 0.0)
+            stats = {"loss/D_V": loss_v, "loss/D_I": loss_i}
+            for head in ("video", "image"):
+                stats[f"D_{head}/real"] = torch.sigmoid(real[head].float()).mean()
+                stats[f"D_{head}/fake"] = torch.sigmoid(fake[head].float()).mean()
+            return loss_v + loss_i, stats
+        out = self.D(c["fake"], c["y_fake"], c["fake_frame"])
+        loss_v, loss_i = bce(out["video"], 1.0), bce(out["image"], 1.0)
+        return loss_v + loss_i, {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
+
+
+def trainable(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)

@@ -1,0 +1,266 @@
+"""The training engine: smoke run, exact resume, checkpoints, NaN guard, atomic writes, 2-process equivalence."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from click.testing import CliRunner
+from torch.utils.data import Dataset
+
+from g3an import create_discriminator, create_generator
+from g3an.checkpoint import CheckpointError, load_checkpoint, load_generator, save_checkpoint
+from g3an.cli import main
+from g3an.train import TrainConfig, TrainingDiverged, fit
+from g3an.train.loop import checkpoint_paths, latest_checkpoint
+from g3an.train.sampler import InfiniteBatchSampler
+
+TINY_MODEL = {"ch": 4, "ch_d": 4, "dim_z_a": 8, "dim_z_m": 4, "resolution": 32, "fsa_level": 2}
+
+
+class TinyClips(Dataset):
+    """Random clips keyed by (epoch, index), like the real clip loader; optional NaN poisoning."""
+
+    classes = ("a", "b")
+
+    def __init__(self, n: int = 6, frames: int = 16, size: int = 32, poison: bool = False) -> None:
+        gen = torch.Generator().manual_seed(123)
+        self.videos = torch.rand(n, 3, frames, size, size, generator=gen) * 2 - 1
+        self.poison = poison
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        video = self.videos[index].roll(epoch, dims=1)  # the "clip" depends on the epoch, as real sampling does
+        if self.poison:
+            video = torch.full_like(video, float("nan"))
+        return {"video": video, "label": torch.tensor(index % 2)}
+
+
+def _cfg(**kw) -> TrainConfig:
+    values = {"model": "g3an", "model_config": dict(TINY_MODEL), "batch_size": 4, "steps": 4, "workers": 0,
+              "device": "cpu", "log_every": 1, "sample_every": 0, "checkpoint_every": 2, "seed": 3}  # fmt: skip
+    values.update(kw)
+    return TrainConfig.from_dict(values)
+
+
+def _states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_smoke_run_writes_config_log_and_checkpoints(tmp_path: Path) -> None:
+    result = fit(_cfg(keep_last=1), tmp_path / "run", dataset=TinyClips(), progress=False)
+    assert result.step == 4 and result.videos == 16 and not result.interrupted
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["model_config"]["ch"] == 4
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    for key in ("loss/D_V", "loss/D_I", "loss/G", "D_video/real", "D_image/fake", "grad_norm/D", "grad_norm/G",
+                "lr/G", "lr/D_V", "lr/D_I", "time/videos_per_sec"):  # fmt: skip
+        assert key in records[-1], key
+    assert records[0]["loss/D_V"] == pytest.approx(2 * 0.6931, abs=0.3)  # BCE real + fake, near log 2 each at start
+    assert [p.name for p in checkpoint_paths(run)] == ["step-00000004.pt"]  # keep_last=1 removed step 2
+    ckpt = load_checkpoint(latest_checkpoint(run), model="g3an")
+    assert ckpt["counters"] == {"step": 4, "videos": 16, "best": None}
+    assert set(ckpt["optimizers"]) == {"G", "D_V", "D_I"}
+    assert ckpt["train_config"]["seed"] == 3 and ckpt["package_version"]
+    assert any((run / "tb").iterdir())
+
+
+def test_training_changes_weights_and_respects_the_paper_optimiser(tmp_path: Path) -> None:
+    result = fit(_cfg(steps=1), tmp_path / "r", dataset=TinyClips(), progress=False)
+    ckpt = load_checkpoint(result.checkpoint)
+    for name in ("G", "D_V", "D_I"):
+        group = ckpt["optimizers"][name]["param_groups"][0]
+        assert group["lr"] == 2e-4 and tuple(group["betas"]) == (0.5, 0.999) and group["weight_decay"] == 0
+
+
+@pytest.mark.parametrize("ema", [None, 50.0])
+def test_resume_is_exact(tmp_path: Path, ema) -> None:
+    full = fit(_cfg(steps=6, ema_half_life=ema), tmp_path / "full", dataset=TinyClips(), progress=False)
+    fit(_cfg(steps=3, ema_half_life=ema), tmp_path / "split", dataset=TinyClips(), progress=False)
+    resumed = fit(
+        _cfg(steps=6, ema_half_life=ema), tmp_path / "split", resume=True, dataset=TinyClips(), progress=False
+    )
+    a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert a["counters"] == b["counters"]
+    for key in ("generator", "discriminator") + (("generator_ema",) if ema else ()):
+        assert _states_equal(a[key], b[key]), key
+    for name in a["optimizers"]:
+        sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
+        assert all(_states_equal(sa[i], sb[i]) for i in sa), name
+
+
+def test_sampler_is_the_same_global_order_for_any_world_size() -> None:
+    one = InfiniteBatchSampler(7, 4, 0, 1, seed=5)
+    two = [InfiniteBatchSampler(7, 2, r, 2, seed=5) for r in range(2)]
+    for step in range(5):
+        assert one.batch_keys(step) == two[0].batch_keys(step) + two[1].batch_keys(step)
+    resumed = InfiniteBatchSampler(7, 4, 0, 1, seed=5, start_step=3)
+    assert next(iter(resumed)) == one.batch_keys(3)
+    keys = [k for s in range(7) for k in one.batch_keys(s)]  # 28 draws = 4 epochs of 7
+    for epoch in range(4):
+        assert sorted(i for e, i in keys if e == epoch) == list(range(7))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    fit(_cfg(steps=2), tmp_path / "run", dataset=TinyClips(), progress=False)
+    good = latest_checkpoint(tmp_path / "run")
+    with pytest.raises(TrainingDiverged, match=r"non-finite D loss .* at step 2.*step-00000002\.pt"):
+        fit(_cfg(steps=4), tmp_path / "run", resume=True, dataset=TinyClips(poison=True), progress=False)
+    assert latest_checkpoint(tmp_path / "run") == good
+    load_checkpoint(good)
+
+
+def test_interrupted_checkpoint_write_leaves_the_previous_one(tmp_path: Path, monkeypatch) -> None:
+    fit(_cfg(steps=2), tmp_path / "run", dataset=TinyClips(), progress=False)
+    good = latest_checkpoint(tmp_path / "run")
+    before = good.read_bytes()
+
+    def broken_save(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(good, {"format": "g3an-checkpoint"})
+    assert good.read_bytes() == before
+    assert [p.name for p in good.parent.iterdir()] == [good.name]  # no temporary file left behind
+    monkeypatch.undo()
+    load_checkpoint(good)
+
+
+def test_foreign_and_broken_checkpoints_are_refused(tmp_path: Path) -> None:
+    result = fit(_cfg(steps=1), tmp_path / "run", dataset=TinyClips(), progress=False)
+    ckpt = load_checkpoint(result.checkpoint)
+    with pytest.raises(CheckpointError, match="model 'g3an', expected 'vgan'"):
+        load_checkpoint(result.checkpoint, model="vgan")
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(CheckpointError, match="not a g3an checkpoint"):
+        load_checkpoint(other)
+    truncated = tmp_path / "trunc.pt"
+    truncated.write_bytes(result.checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"trunc\.pt: not a readable checkpoint"):
+        load_checkpoint(truncated)
+    wrong = dict(ckpt, model_config={**ckpt["model_config"], "ch": 8})
+    save_checkpoint(tmp_path / "wrong.pt", wrong)
+    with pytest.raises(CheckpointError, match="generator does not fit"):
+        load_generator(tmp_path / "wrong.pt")
+    # resuming a run with a checkpoint of another architecture is refused
+    run2 = tmp_path / "run2"
+    fit(_cfg(steps=1, model_config={**TINY_MODEL, "fsa_level": None}), run2, dataset=TinyClips(), progress=False)
+    with pytest.raises(CheckpointError, match="model config differs"):
+        fit(_cfg(steps=2), run2, resume=True, dataset=TinyClips(), progress=False)
+
+
+def test_export_and_load_generator_round_trip(tmp_path: Path) -> None:
+    result = fit(_cfg(steps=1, ema_half_life=10.0), tmp_path / "run", dataset=TinyClips(), progress=False)
+    out = tmp_path / "g.safetensors"
+    res = CliRunner().invoke(main, ["export", str(result.checkpoint), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    _, _, g_ckpt, _ = load_generator(result.checkpoint)
+    name, cfg, g_exp, info = load_generator(out)
+    assert name == "g3an" and cfg.ch == 4 and info["format"] == "g3an-generator"
+    z = g_exp.sample_latents(2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(g_ckpt(**z), g_exp(**z))
+    res = CliRunner().invoke(main, ["export", str(result.checkpoint), "--out", str(tmp_path / "g.bin")])
+    assert res.exit_code != 0 and ".safetensors" in res.output
+
+
+def test_cli_help_and_dry_run(tmp_path: Path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["--help"])
+    assert res.exit_code == 0 and "train" in res.output and "export" in res.output
+    res = runner.invoke(main, ["train", "--help"])
+    assert res.exit_code == 0 and "--resume" in res.output and "--precision" in res.output
+    res = runner.invoke(
+        main, ["train", "--dry-run", "--data", "x", "--steps", "7", "model.ch=32", "model.fsa_level=none"]
+    )
+    assert res.exit_code == 0, res.output
+    cfg = json.loads(res.output)
+    assert cfg["steps"] == 7 and cfg["model_config"]["ch"] == 32 and cfg["model_config"]["fsa_level"] is None
+    res = runner.invoke(main, ["train", "--dry-run", "model.chanels=3"])
+    assert res.exit_code != 0 and "chanels" in res.output
+    res = runner.invoke(main, ["train", "--dry-run", "--model", "nope"])
+    assert res.exit_code != 0 and "unknown model 'nope'" in res.output
+    res = runner.invoke(main, ["train", "--dry-run", "precision=fp8"])
+    assert res.exit_code != 0 and "precision" in res.output
+    res = runner.invoke(main, ["train", "--data", "x"])
+    assert res.exit_code != 0 and "--out" in res.output
+
+
+def test_bf16_training_runs_and_stays_finite(tmp_path: Path) -> None:
+    result = fit(_cfg(steps=2, precision="bf16"), tmp_path / "run", dataset=TinyClips(), progress=False)
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in result.last_scalars.items() if k.startswith("loss/"))
+
+
+def test_conditional_training_needs_matching_classes(tmp_path: Path) -> None:
+    fit(
+        _cfg(steps=1, model_config={**TINY_MODEL, "num_classes": 2}),
+        tmp_path / "c",
+        dataset=TinyClips(),
+        progress=False,
+    )
+    with pytest.raises(ValueError, match="conditional on 3 classes but the dataset has 2"):
+        fit(_cfg(steps=1, model_config={**TINY_MODEL, "num_classes": 3}), tmp_path / "d", dataset=TinyClips(),
+            progress=False)  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, run_dir: str) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
+                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})  # fmt: skip
+    torch.set_num_threads(1)
+    try:
+        fit(_cfg(steps=1, batch_size=4), run_dir, dataset=TinyClips(), progress=False)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    single = fit(_cfg(steps=1, batch_size=4), tmp_path / "one", dataset=TinyClips(), progress=False)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
+    a, b = load_checkpoint(single.checkpoint), load_checkpoint(latest_checkpoint(tmp_path / "two"))
+    assert b["world_size"] == 2
+    G, D = create_generator("g3an", TINY_MODEL), create_discriminator("g3an", TINY_MODEL)
+    nets = {
+        "G": ("generator", "", G),
+        "D_V": ("discriminator", "video.", D.video),
+        "D_I": ("discriminator", "image.", D.image),
+    }
+    for opt, (key, prefix, net) in nets.items():
+        names = [prefix + n for n, _ in net.named_parameters()]
+        sa, sb = a["optimizers"][opt]["state"], b["optimizers"][opt]["state"]
+        for i, name in enumerate(names):
+            # after one Adam step exp_avg = (1 - beta1) grad: the gradients of the global batch agree
+            grad_a, grad_b = sa[i]["exp_avg"] * 2, sb[i]["exp_avg"] * 2
+            torch.testing.assert_close(grad_b, grad_a, rtol=1e-3, atol=1e-7, msg=f"gradient of {key}.{name}")
+            # and so do the parameters, wherever the gradient is more than rounding noise: a conv bias that
+            # feeds a BatchNorm has a zero true gradient, which Adam's first step turns into +-lr in either run
+            signal = grad_a.abs() > 1e-6
+            pa, pb = a[key][name], b[key][name]
+            torch.testing.assert_close(pb[signal], pa[signal], rtol=1e-5, atol=1e-6, msg=f"{key}.{name}")
+            assert (pb - pa).abs().max() <= 2.01e-4, f"{key}.{name}"
+    for key, net in (("generator", G), ("discriminator", D)):  # BatchNorm statistics, spectral-norm vectors
+        for name, _ in net.named_buffers():
+            value = a[key][name]
+            if value.is_floating_point():
+                torch.testing.assert_close(b[key][name], value, rtol=1e-4, atol=1e-5, msg=f"{key}.{name}")
+            else:
+                assert torch.equal(b[key][name], value), f"{key}.{name}"
