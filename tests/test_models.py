@@ -12,6 +12,8 @@ from g3an.models import sample_labels
 from g3an.models.g3an import G3ANGenerator
 from g3an.shapes import ShapeError
 
+from .conftest import tiny_config
+
 
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
@@ -39,9 +41,9 @@ def _forward_backward(name: str, batch: int = 2, frames: int | None = None, **op
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_registry_models_forward_backward(name: str, tiny_g3an: dict) -> None:
-    G, D, video, logits = _forward_backward(name, **tiny_g3an)
-    assert video.shape == (2, 3, 16, 64, 64)
+def test_registry_models_forward_backward(name: str) -> None:
+    G, D, video, logits = _forward_backward(name, **tiny_config(name))
+    assert video.shape[:3] == (2, 3, G.default_frames) and video.shape[3] == video.shape[4]
     assert torch.isfinite(video).all() and video.abs().max() <= 1
     assert set(logits) == set(D.heads)
     for head, value in logits.items():
