@@ -281,6 +281,10 @@ def test_kvd_tiny_closed_form():
 def test_kvd_identical_and_independent_sets():
     x = random_features(200, 16, seed=14)
     assert kernel_mmd2(x, x, unbiased=False) == pytest.approx(0.0, abs=1e-12)
+    k = polynomial_kernel(x, x)
+    off_diagonal = (k.sum() - np.trace(k)) / (200 * 199)
+    expected = -2 * (np.diag(k).mean() - off_diagonal) / 200  # the U-statistic of a set with itself
+    assert kernel_mmd2(x, x) == pytest.approx(expected, rel=1e-10)
     same = kernel_mmd2(random_features(400, 16, seed=15), random_features(400, 16, seed=15 + 1000))
     # two independent draws of one distribution: the unbiased estimate is ~0, far below a shifted set
     shifted = kernel_mmd2(random_features(400, 16, seed=15), random_features(400, 16, seed=16, shift=0.5))
