@@ -82,7 +82,11 @@ def trace_sqrt_product(sigma1: Any, sigma2: Any) -> float:
         ``S1^{1/2} S2 S1^{1/2}``.
     """
     s1 = _as_cov(sigma1, None, "sigma1")
-    s2 = _as_cov(sigma2, s1.shape[0], "sigma2")
+    return _trace_sqrt_product(s1, _as_cov(sigma2, s1.shape[0], "sigma2"))
+
+
+def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
+    """Route (c) on validated, exactly symmetric float64 covariances."""
     w, v = np.linalg.eigh(s1)
     _check_psd(w, "sigma1")
     root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
@@ -150,7 +154,7 @@ def frechet_distance(
             )
     diff = m1 - m2
     traces = float(np.trace(s1) + np.trace(s2))
-    value = float(diff @ diff) + traces - 2.0 * trace_sqrt_product(s1, s2)
+    value = float(diff @ diff) + traces - 2.0 * _trace_sqrt_product(s1, s2)
     if value < 0.0:
         tol = negative_tolerance * max(traces, np.finfo(np.float64).tiny)
         if value < -tol:

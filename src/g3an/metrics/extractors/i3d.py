@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from g3an.metrics.protocols import sha256_file
@@ -266,8 +267,6 @@ def load_i3d_safetensors(path: str | Path, bn_eps: float = 1e-3) -> tuple[Incept
     Returns:
         ``(model in eval mode, SHA-256 of the file)``.
     """
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; run `g3an weights install i3d` first")
