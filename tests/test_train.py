@@ -264,3 +264,40 @@ def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path: Path
                 torch.testing.assert_close(b[key][name], value, rtol=1e-4, atol=1e-5, msg=f"{key}.{name}")
             else:
                 assert torch.equal(b[key][name], value), f"{key}.{name}"
+
+
+_SIGNAL_SCRIPT = """
+import sys
+from tests.test_train import TinyClips, _cfg
+from g3an.train import fit
+result = fit(_cfg(steps=10_000, checkpoint_every=10_000), sys.argv[1], dataset=TinyClips(), progress=False)
+print("STOPPED", result.step, result.signal_name, flush=True)
+sys.exit(143 if result.interrupted else 0)
+"""
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIGNAL_SCRIPT, str(run)], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    log = run / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    step = int(out.split()[1])
+    assert "SIGTERM" in out and step >= 2
+    ckpt = latest_checkpoint(run)
+    assert ckpt is not None and ckpt.name == f"step-{step:08d}.pt"
+    assert load_checkpoint(ckpt)["counters"]["step"] == step
+    result = fit(_cfg(steps=step + 1), run, resume=True, dataset=TinyClips(), progress=False)
+    assert result.step == step + 1
