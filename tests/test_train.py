@@ -71,6 +71,7 @@ def test_smoke_run_writes_config_log_and_checkpoints(tmp_path: Path) -> None:
     assert ckpt["counters"] == {"step": 4, "videos": 16, "best": None}
     assert set(ckpt["optimizers"]) == {"G", "D_V", "D_I"}
     assert ckpt["train_config"]["seed"] == 3 and ckpt["package_version"]
+    assert ckpt["meta"]["class_names"] == ["a", "b"]
     assert any((run / "tb").iterdir())
 
 

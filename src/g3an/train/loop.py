@@ -206,6 +206,7 @@ class Trainer:
                  "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             train_config=self.cfg.to_dict(),
             world_size=self.env.world,
+            meta={"class_names": [str(c) for c in (getattr(self.dataset, "classes", None) or [])]},
         )  # fmt: skip
 
     def load(self, path: Path) -> None:

@@ -1,0 +1,184 @@
+"""Benchmark: one training step and sampling for a registered model, in fp32 or bf16, on this machine.
+
+Each configuration runs in its own process so its peak resident memory is its own. Prints time (median
+of ``--repeats`` after a warm-up), videos/s, FLOPs counted with ``torch.utils.flop_counter``, achieved
+GFLOP/s, the fraction of the machine's measured matmul peak in that precision, and peak memory.
+
+    python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32            # paper configuration
+    python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32 --sample 64
+    python benchmarks/bench_train.py --all --markdown docs/benchmarks.md                 # the table in the docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Achieved GFLOP/s of an n x n matmul in ``dtype`` (the machine's practical peak)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+class _Clips(torch.utils.data.Dataset):
+    def __init__(self, n: int, frames: int, size: int) -> None:
+        self.video = torch.rand(3, frames, size, size) * 2 - 1
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key):
+        return {"video": self.video, "label": torch.tensor(0)}
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    from g3an.train import TrainConfig
+    from g3an.train.loop import Trainer, autocast_context
+
+    torch.set_num_threads(args.threads)
+    model_cfg = json.loads(args.model_config)
+    cfg = TrainConfig.from_dict({"model": args.model, "model_config": model_cfg, "batch_size": args.batch,
+                                 "steps": 10**6, "workers": 0, "device": "cpu", "precision": args.precision,
+                                 "sample_every": 0})  # fmt: skip
+    res = cfg.model_config.get("resolution", 64)
+    trainer = Trainer(cfg, Path("/tmp/g3an-bench-run"), _Clips(args.batch, cfg.num_frames, res), progress=False)
+    trainer.logger.enabled = False
+    out = {"model": args.model, "config": model_cfg, "precision": args.precision, "threads": args.threads}
+    if args.sample:
+        G = trainer.G.eval()
+        lat = G.sample_latents(args.sample, generator=torch.Generator().manual_seed(0))
+
+        def work() -> None:
+            with torch.no_grad(), autocast_context(args.precision, torch.device("cpu")):
+                G(**lat)
+
+        out.update(task=f"sample {args.sample} videos", videos=args.sample)
+    else:
+        batch = next(trainer.batches())
+
+        def work() -> None:
+            trainer.train_step(batch)
+
+        out.update(task=f"train step, batch {args.batch}", videos=args.batch)
+    with FlopCounterMode(display=False) as counter:
+        work()
+    flops = counter.get_total_flops()
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t)
+    sec = statistics.median(times)
+    peak = matmul_peak(torch.bfloat16 if args.precision == "bf16" else torch.float32)
+    out.update(
+        seconds=round(sec, 3), times=[round(t, 3) for t in times], videos_per_sec=round(out["videos"] / sec, 2),
+        gflop=round(flops / 1e9, 1), gflops_per_sec=round(flops / 1e9 / sec, 1), matmul_peak_gflops=round(peak, 1),
+        fraction_of_peak=round(flops / 1e9 / sec / peak, 3),
+        peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+    )  # fmt: skip
+    return out
+
+
+CASES = [
+    ("g3an", {}, 8, 0, "paper configuration (ch 64, F-SA at level 3)"),
+    ("g3an", {"fsa_level": None}, 8, 0, "paper configuration without F-SA"),
+    ("g3an", {}, 0, 64, "paper configuration, sampling"),
+    ("g3an", {"ch": 16, "ch_d": 16}, 16, 0, "demo configuration (ch 16)"),
+]
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, CPU capability {capability}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="g3an")
+    p.add_argument("--model-config", default="{}", help="JSON options of the model")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--sample", type=int, default=0, help="benchmark sampling this many videos instead of training")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--all", action="store_true", help="run the table of CASES in both precisions, one process each")
+    p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--markdown", type=Path, default=None, help="write the table to this file's Training section")
+    args = p.parse_args()
+    if not args.all:
+        print(json.dumps(run_one(args)))
+        return
+    rows = []
+    for model, cfg, batch, sample, what in CASES:
+        for prec in args.precisions.split(","):
+            cmd = [sys.executable, __file__, "--model", model, "--model-config", json.dumps(cfg), "--batch",
+                   str(batch or 8), "--sample", str(sample), "--precision", prec, "--threads", str(args.threads),
+                   "--repeats", str(args.repeats)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                print(proc.stderr, file=sys.stderr)
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["what"] = what
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    table = [
+        "| what | task | precision | seconds | videos/s | GFLOP | GFLOP/s | of matmul peak | peak RSS GB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        peak = f"{r['fraction_of_peak']:.0%} of {r['matmul_peak_gflops']}"
+        table.append(
+            f"| {r['what']} | {r['task']} | {r['precision']} | {r['seconds']} | {r['videos_per_sec']} | "
+            f"{r['gflop']} | {r['gflops_per_sec']} | {peak} | {r['peak_rss_gb']} |"
+        )
+    text = "\n".join(table)
+    print(text)
+    if args.markdown:
+        command = f"python benchmarks/bench_train.py --all --markdown {args.markdown}"
+        section = (
+            f"## Training and sampling\n\nMachine: {machine()}; {args.threads} threads; load average at the end "
+            f"{os.getloadavg()[0]:.2f}.\nCommand: `{command}`\n\n{text}\n"
+        )
+        write_section(args.markdown, "## Training and sampling", section)
+
+
+def write_section(path: Path, heading: str, section: str) -> None:
+    """Replace (or append) the section starting at ``heading`` in a markdown file, keeping the others."""
+    text = path.read_text() if path.is_file() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
