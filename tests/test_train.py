@@ -302,3 +302,21 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     assert load_checkpoint(ckpt)["counters"]["step"] == step
     result = fit(_cfg(steps=step + 1), run, resume=True, dataset=TinyClips(), progress=False)
     assert result.step == step + 1
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path: Path) -> None:
+    values = iter([5.0, 3.0, 4.0])
+    seen = []
+
+    def evaluator(generator) -> dict:
+        seen.append(generator.training)
+        return {"fvd16_16f": next(values)}
+
+    cfg = _cfg(steps=3, eval_every=1, eval_metric="fvd16_16f", checkpoint_every=10)
+    fit(cfg, tmp_path / "run", dataset=TinyClips(), progress=False, evaluator=evaluator)
+    best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert best["best_metric"] == {"fvd16_16f": 3.0} and best["counters"]["step"] == 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["metric/fvd16_16f"] for r in records if "metric/fvd16_16f" in r] == [5.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="eval_metric"):
+        TrainConfig.from_dict({"eval_every": 5})

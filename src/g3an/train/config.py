@@ -72,7 +72,8 @@ class TrainConfig:
         keep_last: checkpoints kept (older ones are deleted; ``best.pt`` is kept apart).
         eval_every: steps between evaluations during training (0: never).
         eval_metric: metric for ``best.pt`` when evaluating (lower is better).
-        eval_samples: generated videos per evaluation.
+        eval_samples: generated videos per evaluation (the metric name carries the count).
+        eval_weights: extractor weights file for ``eval_metric`` (``None``: the weights store, for I3D).
         workers: DataLoader worker processes per training process.
         threads: torch CPU threads (``None``: PyTorch's default).
         compile: wrap the networks with ``torch.compile``.
@@ -99,6 +100,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_metric: str | None = None
     eval_samples: int = 512
+    eval_weights: str | None = None
     workers: int = 2
     threads: int | None = None
     compile: bool = False

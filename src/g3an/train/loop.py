@@ -38,6 +38,7 @@ __all__ = [
     "TrainingDiverged",
     "autocast_context",
     "build_dataset",
+    "build_evaluator",
     "checkpoint_paths",
     "fit",
     "latest_checkpoint",
@@ -374,11 +375,45 @@ class Trainer:
         metrics = evaluator(gen)
         self.logger.scalars(self.step, {f"metric/{k}": v for k, v in metrics.items()})
         value = metrics.get(self.cfg.eval_metric)
-        if value is not None and (self.best is None or value < self.best) and self.env.is_main:
+        higher_is_better = self.cfg.eval_metric.startswith("is")  # Inception Score; FD, KVD: lower is better
+        improved = value is not None and (
+            self.best is None or (value > self.best if higher_is_better else value < self.best)
+        )
+        if improved and self.env.is_main:
             self.best = value
             save_checkpoint(
                 self.run_dir / "checkpoints" / "best.pt", {**self.state(), "best_metric": {self.cfg.eval_metric: value}}
             )
+
+
+def build_evaluator(cfg: TrainConfig, device: torch.device) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """Evaluation during training: ``cfg.eval_metric`` (a protocol name) on ``cfg.eval_samples`` videos.
+
+    Real statistics are cached, so only the generated side is recomputed at each evaluation.
+    """
+    from g3an.data.format import open_dataset
+    from g3an.metrics.cache import StatsCache
+    from g3an.metrics.protocols import get_protocol
+    from g3an.metrics.runner import evaluate_generator, load_extractor, protocol_for_counts
+
+    try:
+        protocol = get_protocol(cfg.eval_metric)
+    except KeyError as err:
+        raise ValueError(f"eval_metric: {err.args[0]}") from None
+    protocol = protocol_for_counts(protocol, cfg.eval_samples, cfg.eval_samples if protocol.num_real else None)
+    extractor = load_extractor(protocol.extractor, cfg.eval_weights, device)
+    dataset = open_dataset(cfg.data)
+    cache = StatsCache()
+
+    def evaluate(generator: torch.nn.Module) -> dict[str, float]:
+        was_training = generator.training
+        generator.eval()
+        result = evaluate_generator(generator, dataset, protocol, extractor, seed=cfg.seed, device=device,
+                                    cache=cache, progress=False)  # fmt: skip
+        generator.train(was_training)
+        return {cfg.eval_metric: result.value}
+
+    return evaluate
 
 
 def fit(
@@ -405,6 +440,8 @@ def fit(
         A :class:`TrainResult`. Raises :class:`TrainingDiverged` on a non-finite loss.
     """
     trainer = Trainer(cfg, Path(run_dir), dataset, progress)
+    if evaluator is None and cfg.eval_every:
+        evaluator = build_evaluator(cfg, trainer.env.device)
     if resume:
         path = latest_checkpoint(run_dir)
         if path is None:
