@@ -264,8 +264,8 @@ def _sweep_values(values: Sequence[float] | None, low: float, high: float, steps
 
 def plan_dim(
     generator: VideoGenerator,
-    code: str,
-    dim: int,
+    code: str = "appearance",
+    dim: int = 0,
     values: Sequence[float] | None = None,
     low: float = -3.0,
     high: float = 3.0,
@@ -360,14 +360,14 @@ def plan_add(
         total = total / math.sqrt(2.0)
     rows_a = torch.stack([za[0], za[1], total])
     codes = {a: rows_a.repeat_interleave(2, 0), m: zm.repeat(3, *([1] * (zm.ndim - 1)))}
-    sum_label = f"{a}0 + {a}1" + (" (/sqrt 2)" if renorm else "")
+    sum_label = f"{a} #0 + {a} #1" + (" (/sqrt 2)" if renorm else "")
     return LatentPlan(
         mode="add",
         rows=3,
         cols=2,
         batches=[_batch(generator, frames, seed, _row_major(3, 2), codes, label)],
-        row_labels=[f"{a}0", f"{a}1", sum_label],
-        col_labels=[f"{m}0", f"{m}1"],
+        row_labels=[f"{a} #0", f"{a} #1", sum_label],
+        col_labels=[f"{m} #0", f"{m} #1"],
         seed=seed,
         params={"renorm": renorm, "frames": frames, "class": label},
         title=_title("add", seed, frames, label, class_names),
