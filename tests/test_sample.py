@@ -142,6 +142,7 @@ def test_plan_samples_classes() -> None:
     gen = ToyGenerator(num_classes=3)
     labels = plan_samples(gen, 12, seed=0).batches[0].labels
     assert labels is not None and labels.shape == (12,) and set(labels.tolist()) <= {0, 1, 2}
+    assert torch.equal(plan_samples(gen, 40, seed=0).batches[0].labels[:12], labels)  # i-th video independent of n
     fixed = plan_samples(gen, 4, seed=0, label=2).batches[0].labels
     assert fixed.tolist() == [2, 2, 2, 2]
     with pytest.raises(SamplingError, match="unconditional"):

@@ -317,7 +317,7 @@ def plan_samples(
     if generator.num_classes:
         if label is None:
             gen = torch.Generator().manual_seed(derive_seed(seed, "labels"))
-            labels = torch.randint(generator.num_classes, (n,), generator=gen)
+            labels = torch.cat([torch.randint(generator.num_classes, (1,), generator=gen) for _ in range(n)])
         else:
             labels = torch.full((n,), int(label), dtype=torch.long)
     elif label is not None:
