@@ -298,6 +298,8 @@ def test_sample_cli_errors(media, ckpt: Path, cond_ckpt: Path, tmp_path: Path) -
     assert code == 2 and "--out" in text and "unsupported extension '.avi'" in text
     code, text = run("sample", ckpt, "--frames", 18, "--out", tmp_path / "a.mp4")
     assert code == 2 and "--frames" in text and "16 + 4k" in text
+    code, text = run("sample", ckpt, "--device", "nodevice", "--out", tmp_path / "a.mp4")
+    assert code == 2 and "--device" in text
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"nope")
     code, text = run("sample", bad, "--out", tmp_path / "a.mp4")

@@ -214,7 +214,14 @@ def load_for_sampling(path: str | Path, ema: bool = True, device: str | torch.de
 
     Raises:
         g3an.checkpoint.CheckpointError: for a missing or invalid file.
+        SamplingError: for a device that does not exist here.
     """
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise SamplingError(f"not a device: {device!r} ({err})", "--device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SamplingError(f"device {device} requested, but CUDA is not available", "--device")
     name, cfg, gen, info = load_generator(path, ema=ema)
     gen = gen.to(device)
     ref = CheckpointRef(model=name, path=str(Path(path).resolve()), sha256=file_sha256(path))
@@ -640,8 +647,13 @@ def output_paths(out: str | Path, n: int) -> list[Path] | None:
     return paths
 
 
-def regenerate_plan(loaded: LoadedGenerator, latents: str | Path, strict_checkpoint: bool = True) -> LatentPlan:
+def regenerate_plan(
+    loaded: LoadedGenerator, latents: str | Path, strict_checkpoint: bool = True
+) -> tuple[LatentPlan, dict[str, Any]]:
     """Read a latents file and check it fits ``loaded`` (model, checkpoint SHA-256, shapes, classes).
+
+    Returns:
+        ``(plan, record)`` as :func:`load_latents`.
 
     Raises:
         LatentsFileError: naming the file and the mismatch.
@@ -659,7 +671,7 @@ def regenerate_plan(loaded: LoadedGenerator, latents: str | Path, strict_checkpo
         check_plan(loaded.generator, plan)
     except SamplingError as err:
         raise LatentsFileError(f"{latents}: {err}") from None
-    return plan
+    return plan, record
 
 
 def sample(
@@ -709,9 +721,8 @@ def sample(
     loaded = load_for_sampling(checkpoint, ema=ema, device=device)
     gen, names = loaded.generator, loaded.class_names
     if latents is not None:
-        plan = regenerate_plan(loaded, latents, strict_checkpoint)
-        record_names = load_latents(latents)[1].get("class_names")
-        write_plan(out, plan, render(gen, plan), loaded.ref, record_names or names, fps)
+        plan, record = regenerate_plan(loaded, latents, strict_checkpoint)
+        write_plan(out, plan, render(gen, plan), loaded.ref, record.get("class_names") or names, fps)
         return [Path(out)]
     label = resolve_class(class_, gen.num_classes, names)
     if paths is None:
