@@ -320,3 +320,29 @@ def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path: Path) ->
     assert [r["metric/fvd16_16f"] for r in records if "metric/fvd16_16f" in r] == [5.0, 3.0, 4.0]
     with pytest.raises(ValueError, match="eval_metric"):
         TrainConfig.from_dict({"eval_every": 5})
+
+
+def test_cli_trains_on_a_prepared_dataset_with_samples_and_resume(tmp_path: Path) -> None:
+    import numpy as np
+
+    from g3an.data.format import DatasetWriter
+    from g3an.media import read_video
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    with DatasetWriter(data, 32, 32, 8.0, "random test videos", class_names=["a", "b"]) as writer:
+        for i in range(6):
+            writer.add_video(rng.integers(0, 255, (24, 32, 32, 3), dtype=np.uint8), label=i % 2, split="train")
+    run = tmp_path / "run"
+    model = [f"model.{k}={json.dumps(v)}" for k, v in TINY_MODEL.items()]
+    common = ["--batch-size", "2", "--workers", "1", "--device", "cpu", "--no-progress", "sample_every=2"]
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(run), "--steps", "2", *common, *model])
+    assert res.exit_code == 0, res.output
+    grid = read_video(run / "samples" / "step-00000002.gif")
+    assert grid.ndim == 4 and grid.shape[0] == 16 and grid.shape[3] == 3  # 16 frames of a labelled 4 x 4 grid
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--out", str(run), "--steps", "3", *common])
+    assert res.exit_code != 0 and "--resume" in res.output
+    res = CliRunner().invoke(main, ["train", "--resume", str(run), "--steps", "3", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(latest_checkpoint(run))["counters"]["step"] == 3
+    assert load_checkpoint(latest_checkpoint(run))["meta"]["class_names"] == ["a", "b"]
