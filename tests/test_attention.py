@@ -59,3 +59,15 @@ def test_reference_layout_scrambles_axes_as_the_reference() -> None:
         expected = x + buffer.view(1, 2, 3, 8, 4).permute(0, 3, 4, 1, 2)
         torch.testing.assert_close(att(x), expected)
         assert not torch.allclose(att(x), correct(x))
+
+
+@pytest.mark.parametrize("axis", ["time", "space"])
+def test_inference_kernel_matches_the_training_kernel(axis: str) -> None:
+    att = AxisSelfAttention(64, axis).eval()
+    att.gamma.data.fill_(1.0)
+    x = torch.randn(2, 64, 6, 5, 7)
+    with torch.no_grad():
+        fused = att(x)  # heads sharing q and k through the fused kernel
+    with torch.enable_grad():
+        math = att(x)  # the math kernel
+    torch.testing.assert_close(fused, math.detach(), rtol=1e-5, atol=1e-5)

@@ -63,13 +63,32 @@ class AxisSelfAttention(nn.Module):
         q = rearrange(self.q_conv(x), f"b c t h w -> {seq}")
         k = rearrange(self.k_conv(x), f"b c t h w -> {seq}")
         v = rearrange(self.v_conv(x), f"b c t h w -> {seq}")
-        out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (N, L, C), softmax over keys
+        out = _attend(q, k, v)  # (N, L, C), softmax over keys
         if self.layout == "correct":
             out = rearrange(out, f"{seq} -> b c t h w", b=b, t=t, h=h, w=w)
         else:
             # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
             out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
         return x + self.gamma * out
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T) v with scale 1 for q, k ``(N, L, d)`` and v ``(N, L, C)``.
+
+    PyTorch's fused (flash) kernels need one head size for q, k and v, but here v is 8x wider. Without
+    autograd, v is split into ``C / d`` heads of size d that share q and k, which runs the fused kernel and
+    never materialises the ``L x L`` scores (sampling 64 videos at 64x64 would otherwise hold 4 GB of
+    them per tensor). With autograd the math kernel is used: its backward is about twice as fast here.
+    """
+    d, c = q.shape[-1], v.shape[-1]
+    if torch.is_grad_enabled() or c % d:
+        return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+    n, length, h = q.shape[0], q.shape[1], c // d
+    vh = v.reshape(n, length, h, d).transpose(1, 2)  # (N, h, L, d)
+    qh = q.unsqueeze(1).expand(n, h, length, d)  # the same scores for every head, not copied
+    kh = k.unsqueeze(1).expand(n, h, length, d)
+    out = F.scaled_dot_product_attention(qh, kh, vh, scale=1.0)  # (N, h, L, d)
+    return out.transpose(1, 2).reshape(n, length, c)
 
 
 class FSA(nn.Module):
