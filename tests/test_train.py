@@ -169,6 +169,9 @@ def test_export_and_load_generator_round_trip(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["export", str(result.checkpoint), "--out", str(out)])
     assert res.exit_code == 0, res.output
     _, _, g_ckpt, _ = load_generator(result.checkpoint)
+    assert torch.equal(next(load_generator(tmp_path / "run")[2].parameters()), next(g_ckpt.parameters()))
+    with pytest.raises(CheckpointError, match="not a training run"):
+        load_generator(tmp_path)
     name, cfg, g_exp, info = load_generator(out)
     assert name == "g3an" and cfg.ch == 4 and info["format"] == "g3an-generator"
     z = g_exp.sample_latents(2, generator=torch.Generator().manual_seed(0))

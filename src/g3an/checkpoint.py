@@ -161,13 +161,18 @@ def load_generator(path: str | Path, ema: bool = True) -> tuple[str, Any, torch.
     """Load a generator from a training checkpoint (``.pt``) or an exported ``.safetensors`` file.
 
     Args:
-        path: checkpoint or exported file.
+        path: checkpoint, exported file, or a run directory (its latest ``checkpoints/step-*.pt``).
         ema: use the EMA weights when the checkpoint has them.
 
     Returns:
         ``(model_name, config, generator_in_eval_mode, info)``; ``info`` holds the file's metadata.
     """
     path = Path(path)
+    if path.is_dir():
+        steps = sorted((path / "checkpoints").glob("step-*.pt"))
+        if not steps:
+            raise CheckpointError(f"{path}: a directory without checkpoints/step-*.pt (not a training run)")
+        path = steps[-1]
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise CheckpointError(f"{path}: no such file")
