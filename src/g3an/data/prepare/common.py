@@ -1,0 +1,659 @@
+"""Shared machinery of ``g3an data prepare``: decoding, resizing, and the parallel, restartable driver.
+
+Every dataset module turns its raw layout into a list of :class:`VideoItem` (a source file or frame
+folder plus its labels) and a :class:`Preprocess` (how frames become ``size x size``); :func:`prepare`
+decodes the items in worker processes, writes them with :class:`~g3an.data.format.DatasetWriter` in the
+order of their ids, and writes ``prepare_report.json`` (every file skipped and why) into the dataset.
+
+Determinism: an item's frames depend only on the item and the preprocessing options, and items are
+written in sorted-id order whatever the number of workers. An interrupted run leaves ``OUT.partial``;
+running the same command again continues after the last video written (the writer's journal), so the
+result is byte-identical to an uninterrupted run. The source folder is only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import multiprocessing.context
+import os
+import re
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from g3an.data.format import PARTIAL_SUFFIX, DatasetWriter, PreparedDataset
+
+__all__ = [
+    "FRAME_EXTENSIONS",
+    "REPORT_FILE",
+    "VIDEO_EXTENSIONS",
+    "PrepareResult",
+    "Preprocess",
+    "ScanResult",
+    "Skip",
+    "SkipError",
+    "VideoItem",
+    "decode",
+    "decode_video",
+    "find_sources",
+    "is_frame_folder",
+    "natural_key",
+    "prepare",
+    "probe_fps",
+    "read_frame_folder",
+    "resize_frames",
+    "scale_center_crop",
+    "short_side_center_crop",
+    "unique_ids",
+]
+
+#: Containers tried with PyAV (anything FFmpeg demuxes works; these are the names scanned for).
+VIDEO_EXTENSIONS = frozenset(
+    {".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".mts", ".ts"}
+)
+#: Image files that make a directory a "folder of frames" video.
+FRAME_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
+#: Files a scan ignores silently (annotations, archives, notes).
+IGNORED_EXTENSIONS = frozenset({".txt", ".csv", ".json", ".md", ".xml", ".pdf", ".zip", ".tar", ".gz", ".xls", ".xlsx"})
+#: The skip report written into the prepared dataset directory.
+REPORT_FILE = "prepare_report.json"
+#: Options of the interrupted run, kept in ``OUT.partial`` so a resume with other options starts afresh.
+_OPTIONS_FILE = "prepare_options.json"
+#: Face-detector statistics of the videos stored so far (so a resumed run reports them all).
+_FACES_FILE = "prepare_faces.jsonl"
+
+#: Skip reasons (the ``reason`` of a :class:`Skip`).
+REASONS = {
+    "empty": "the file or frame folder is empty",
+    "unreadable": "not a video PyAV can open (or not an image), or no video stream",
+    "corrupt": "decoding failed part-way",
+    "too_short": "fewer frames than --min-frames",
+    "no_face": "the face detector found no face in too many frames",
+    "unrecognised_name": "the name does not follow the dataset's naming convention",
+    "excluded_class": "a class the dataset preparation does not use",
+    "not_a_video": "a file that is neither a video nor a frame",
+}
+
+
+class SkipError(Exception):
+    """A source that cannot be used; ``reason`` is one of :data:`REASONS`, ``detail`` says precisely why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Skip:
+    """One source left out of the dataset.
+
+    Attributes:
+        path: the source path relative to ``--src``.
+        reason: one of :data:`REASONS`.
+        detail: what exactly went wrong.
+        id: the video id it would have had (``""`` when it never got one).
+    """
+
+    path: str
+    reason: str
+    detail: str
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    """One video to prepare.
+
+    Attributes:
+        id: unique id in the dataset (items are written in sorted-id order).
+        path: the video file or frame folder.
+        rel: ``path`` relative to the source root (recorded as the video's source).
+        label: class index, ``-1`` for none.
+        subject: subject / identity.
+        split: split name or ``""``.
+        factors: further JSON labels.
+    """
+
+    id: str
+    path: Path
+    rel: str
+    label: int = -1
+    subject: str = ""
+    split: str = ""
+    factors: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How decoded frames become the dataset's frames.
+
+    Attributes:
+        size: output height and width.
+        mode: ``"short_side"`` (resize the short side to ``size``, centre crop), ``"scale_crop"`` (resize to
+            exactly ``scale_width x size`` whatever the aspect ratio, then centre crop: the paper's UCF101
+            and Weizmann 85x64 -> 64x64), ``"stretch"`` (resize to ``size x size``), or ``"face"`` (crop a
+            smoothed square box around the detected face, then resize).
+        scale_width: width for ``"scale_crop"`` (85 for 64).
+        min_frames: shortest video kept (after ``frame_step``).
+        frame_step: keep every ``frame_step``-th frame.
+        max_frames: keep at most this many frames from the start (0: all).
+        flip: also store a horizontally mirrored copy of every video (id suffix ``"_flip"``).
+        face_margin: face box side = detected side x this.
+        face_window: frames in the running median that smooths the face box.
+        face_min_fraction: skip a video whose face is found in fewer than this fraction of the frames it
+            is looked for in.
+        face_every: run the detector on every ``face_every``-th frame (boxes are interpolated between).
+    """
+
+    size: int = 64
+    mode: str = "short_side"
+    scale_width: int = 0
+    min_frames: int = 16
+    frame_step: int = 1
+    max_frames: int = 0
+    flip: bool = False
+    face_margin: float = 1.6
+    face_window: int = 9
+    face_min_fraction: float = 0.5
+    face_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8, got {self.size}")
+        if self.mode not in ("short_side", "scale_crop", "stretch", "face"):
+            raise ValueError(f"unknown preprocessing mode {self.mode!r}")
+        if self.mode == "scale_crop" and self.scale_width < self.size:
+            raise ValueError(f"scale_width {self.scale_width} must be >= size {self.size}")
+        if self.min_frames < 1 or self.frame_step < 1 or self.max_frames < 0 or self.face_every < 1:
+            raise ValueError("min_frames, frame_step and face_every must be >= 1 and max_frames >= 0")
+        if not 0.0 <= self.face_min_fraction <= 1.0 or self.face_margin <= 0 or self.face_window < 1:
+            raise ValueError("face_min_fraction must be in [0, 1], face_margin > 0, face_window >= 1")
+
+
+@dataclass
+class ScanResult:
+    """What a dataset scanner found in the raw folder.
+
+    Attributes:
+        items: videos to prepare (any order; they are sorted by id).
+        classes: class names (label ``i`` is ``classes[i]``).
+        skipped: sources rejected while scanning (bad names, excluded classes, stray files).
+        fps: frame rate stored in the dataset.
+        attributes: dataset-level metadata (split source, conventions used, ...).
+    """
+
+    items: list[VideoItem]
+    classes: list[str]
+    skipped: list[Skip] = field(default_factory=list)
+    fps: float = 25.0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PrepareResult:
+    """Outcome of :func:`prepare`.
+
+    Attributes:
+        dataset: the opened prepared dataset.
+        report_path: the ``prepare_report.json`` written into it.
+        written: number of videos stored (flipped copies included).
+        skipped: every source left out, with the reason.
+        resumed: number of videos already stored by an interrupted earlier run.
+        face_stats: per-video detector statistics (face mode only).
+    """
+
+    dataset: PreparedDataset
+    report_path: Path
+    written: int
+    skipped: list[Skip]
+    resumed: int
+    face_stats: dict[str, dict[str, Any]]
+
+    def summary(self) -> str:
+        """A short human-readable summary (what the CLI prints)."""
+        ds = self.dataset
+        lines = [f"prepared {ds.path}: {len(ds)} videos, {ds.total_frames} frames, {ds.height}x{ds.width}, "
+                 f"{len(ds.classes)} classes, splits {ds.splits()}"]  # fmt: skip
+        if self.resumed:
+            lines.append(f"  continued an interrupted run ({self.resumed} videos were already stored)")
+        if self.face_stats:
+            failed = sum(s["frames_searched"] - s["frames_found"] for s in self.face_stats.values())
+            searched = sum(s["frames_searched"] for s in self.face_stats.values())
+            lines.append(f"  face detector: no face in {failed} of {searched} searched frames")
+        if self.skipped:
+            counts = Counter(s.reason for s in self.skipped)
+            lines.append(f"  skipped {len(self.skipped)}: " + ", ".join(f"{r} {n}" for r, n in sorted(counts.items())))
+            for s in self.skipped[:10]:
+                lines.append(f"    {s.path}: {s.reason} ({s.detail})")
+            if len(self.skipped) > 10:
+                lines.append(f"    ... {len(self.skipped) - 10} more")
+        lines.append(f"  report: {self.report_path}")
+        return "\n".join(lines)
+
+
+# -- listing -----------------------------------------------------------------------------------------
+_NUM = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``frame2`` before ``frame10`` (digit runs compare as numbers)."""
+    return tuple((0, int(p), p) if p.isdigit() else (1, p.lower(), p) for p in _NUM.split(name) if p)
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def is_frame_folder(path: Path) -> bool:
+    """Whether ``path`` is a directory holding image files directly (one video as a folder of frames)."""
+    return path.is_dir() and any(p.suffix.lower() in FRAME_EXTENSIONS and p.is_file() for p in path.iterdir())
+
+
+def find_sources(root: Path, rel_to: Path | None = None) -> tuple[list[Path], list[Skip]]:
+    """Video files and frame folders under ``root`` (recursively), naturally sorted, and the stray files.
+
+    A directory holding images is one video; other directories are searched. Files with unknown
+    extensions become ``not_a_video`` skips (annotation files such as ``.txt`` are ignored silently).
+    """
+    rel_to = rel_to or root
+    found: list[Path] = []
+    stray: list[Skip] = []
+
+    def walk(d: Path) -> None:
+        for p in sorted(filter(_visible, d.iterdir()), key=lambda q: natural_key(q.name)):
+            if p.is_dir():
+                if is_frame_folder(p):
+                    found.append(p)
+                else:
+                    walk(p)
+            elif p.suffix.lower() in VIDEO_EXTENSIONS:
+                found.append(p)
+            elif p.suffix.lower() not in IGNORED_EXTENSIONS and p.suffix.lower() not in FRAME_EXTENSIONS:
+                stray.append(Skip(p.relative_to(rel_to).as_posix(), "not_a_video", f"unknown extension {p.suffix!r}"))
+
+    walk(root)
+    return found, stray
+
+
+def unique_ids(paths: Sequence[Path], root: Path) -> list[str]:
+    """Ids of ``paths``: the path relative to ``root`` without the extension, kept when two would collide."""
+    stems = [p.relative_to(root).with_suffix("").as_posix() if p.is_file() else p.relative_to(root).as_posix()
+             for p in paths]  # fmt: skip
+    counts = Counter(stems)
+    return [s if counts[s] == 1 else p.relative_to(root).as_posix() for s, p in zip(stems, paths)]
+
+
+# -- decoding ----------------------------------------------------------------------------------------
+def _av() -> Any:
+    import av
+
+    av.logging.set_level(av.logging.PANIC)  # errors become exceptions; keep FFmpeg's console quiet
+    return av
+
+
+def decode_video(path: Path, max_frames: int = 0) -> tuple[np.ndarray, float]:
+    """All frames of a video file as ``(T, H, W, 3)`` uint8 RGB, and its frame rate.
+
+    Grayscale, paletted, 10-bit and odd-sized streams are converted to 8-bit RGB by FFmpeg.
+
+    Raises:
+        SkipError: ``empty`` (0 bytes or no frame), ``unreadable`` (not a container PyAV opens, no video
+            stream) or ``corrupt`` (a demux/decode error; the message says after how many frames).
+    """
+    av = _av()
+    if path.stat().st_size == 0:
+        raise SkipError("empty", "the file has 0 bytes")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise SkipError("unreadable", f"PyAV cannot open it: {err}") from None
+    frames: list[np.ndarray] = []
+    with container:
+        if not container.streams.video:
+            raise SkipError("unreadable", "the container has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        try:
+            for frame in container.decode(stream):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames and len(frames) >= max_frames:
+                    break
+        except (av.FFmpegError, ValueError) as err:
+            raise SkipError("corrupt", f"decoding failed after {len(frames)} frames: {err}") from None
+    if not frames:
+        raise SkipError("empty", "the video stream has no decodable frame")
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise SkipError("corrupt", f"the frame size changes within the video: {sorted(shapes)}")
+    return np.stack(frames), fps
+
+
+def read_frame_folder(path: Path, max_frames: int = 0) -> np.ndarray:
+    """The images of a frame folder, in natural name order, as ``(T, H, W, 3)`` uint8 RGB.
+
+    Raises:
+        SkipError: ``empty`` (no image), ``corrupt`` (an unreadable image, naming it, or images of
+            different sizes).
+    """
+    names = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file()),
+                   key=lambda p: natural_key(p.name))  # fmt: skip
+    if max_frames:
+        names = names[:max_frames]
+    if not names:
+        raise SkipError("empty", "the folder holds no image")
+    frames: list[np.ndarray] = []
+    for p in names:
+        try:
+            with Image.open(p) as im:
+                frames.append(np.asarray(im.convert("RGB")))
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            raise SkipError("corrupt", f"image {p.name} is unreadable: {err}") from None
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise SkipError("corrupt", f"the images have different sizes: {sorted(s[:2] for s in shapes)}")
+    return np.stack(frames)
+
+
+def decode(path: Path, max_frames: int = 0) -> np.ndarray:
+    """Frames of a video file or a frame folder (see :func:`decode_video`, :func:`read_frame_folder`)."""
+    if path.is_dir():
+        return read_frame_folder(path, max_frames)
+    return decode_video(path, max_frames)[0]
+
+
+def probe_fps(paths: Sequence[Path], default: float = 25.0) -> float:
+    """Frame rate declared by the first of ``paths`` that PyAV opens (container metadata, no decoding)."""
+    av = _av()
+    for p in paths:
+        if p.is_dir() or not p.is_file() or p.stat().st_size == 0:
+            continue
+        try:
+            with av.open(str(p)) as c:
+                if c.streams.video:
+                    s = c.streams.video[0]
+                    rate = s.average_rate or s.guessed_rate
+                    if rate and 0 < float(rate) < 1000:
+                        return round(float(rate), 3)
+        except (av.FFmpegError, UnicodeDecodeError, ValueError):
+            continue
+    return default
+
+
+# -- geometry ----------------------------------------------------------------------------------------
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``(T, H, W, 3)`` uint8 frames with Pillow's bilinear filter (antialiased when shrinking)."""
+    if frames.shape[1:3] == (height, width):
+        return np.ascontiguousarray(frames)
+    out = np.empty((frames.shape[0], height, width, 3), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BILINEAR))
+    return out
+
+
+def _center_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    h, w = frames.shape[1:3]
+    top, left = (h - height) // 2, (w - width) // 2
+    return np.ascontiguousarray(frames[:, top : top + height, left : left + width])
+
+
+def short_side_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the short side is ``size`` (aspect kept, long side rounded), then centre crop ``size x size``."""
+    h, w = frames.shape[1:3]
+    if h <= w:
+        nh, nw = size, max(size, round(w * size / h))
+    else:
+        nh, nw = max(size, round(h * size / w)), size
+    return _center_crop(resize_frames(frames, nh, nw), size, size)
+
+
+def scale_center_crop(frames: np.ndarray, size: int, scale_width: int) -> np.ndarray:
+    """Resize to exactly ``scale_width x size`` (width x height), then centre crop ``size x size``.
+
+    The paper's preprocessing of UCF101 and Weizmann: 85x64, then the central 64x64.
+    """
+    return _center_crop(resize_frames(frames, size, scale_width), size, size)
+
+
+# -- one item ----------------------------------------------------------------------------------------
+@dataclass
+class _Outcome:
+    """What a worker returns for one item."""
+
+    index: int
+    frames: np.ndarray | None = None
+    skip: Skip | None = None
+    face: dict[str, Any] | None = None
+
+
+def _process(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
+    """Decode and preprocess one item (runs in a worker process)."""
+    try:
+        limit = pre.max_frames * pre.frame_step if pre.max_frames else 0
+        frames = decode(item.path, limit)[:: pre.frame_step]
+        if frames.shape[0] < pre.min_frames:
+            raise SkipError("too_short", f"{frames.shape[0]} frames (after --frame-step {pre.frame_step}), "
+                                         f"--min-frames is {pre.min_frames}")  # fmt: skip
+        face = None
+        if pre.mode == "face":
+            from g3an.data.prepare.face import face_crop_video
+
+            frames, face = face_crop_video(frames, pre)
+        elif pre.mode == "scale_crop":
+            frames = scale_center_crop(frames, pre.size, pre.scale_width)
+        elif pre.mode == "stretch":
+            frames = resize_frames(frames, pre.size, pre.size)
+        else:
+            frames = short_side_center_crop(frames, pre.size)
+        return _Outcome(index, frames=frames, face=face)
+    except SkipError as err:
+        return _Outcome(index, skip=Skip(item.rel, err.reason, err.detail, item.id))
+    except (OSError, MemoryError) as err:
+        return _Outcome(index, skip=Skip(item.rel, "unreadable", f"{type(err).__name__}: {err}", item.id))
+
+
+def _run(items: Sequence[VideoItem], pre: Preprocess, workers: int) -> Iterator[_Outcome]:
+    """Outcomes of ``items`` in their order; ``workers > 1`` processes them in parallel (bounded look-ahead)."""
+    if workers <= 1 or len(items) <= 1:
+        for i, item in enumerate(items):
+            yield _process(i, item, pre)
+        return
+    window = 2 * workers
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init) as pool:
+        pending: dict[int, Future] = {}
+        done: dict[int, _Outcome] = {}
+        nxt = 0
+        try:
+            for i in range(len(items)):
+                while len(pending) + len(done) >= window:
+                    finished, _ = wait(pending.values(), return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        out = f.result()
+                        done[out.index] = out
+                        del pending[out.index]
+                    while nxt in done:
+                        yield done.pop(nxt)
+                        nxt += 1
+                pending[i] = pool.submit(_process, i, items[i], pre)
+            while nxt < len(items):
+                if nxt in done:
+                    yield done.pop(nxt)
+                    nxt += 1
+                    continue
+                out = pending.pop(nxt).result()
+                yield out
+                nxt += 1
+        finally:
+            for f in pending.values():
+                f.cancel()
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """Workers come from a fork server (spawn where there is none), never a plain fork of this process.
+
+    A plain fork copies the parent's thread pools (OpenCV's, after a face detection ran here) in a
+    locked state and can deadlock the child; the fork server is a clean single-threaded process that
+    imports this package once.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["g3an.data.prepare.common", "g3an.data.prepare.face"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _worker_init() -> None:
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+# -- driver ------------------------------------------------------------------------------------------
+def _items_digest(items: Sequence[VideoItem]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps([it.id, it.rel, it.label, it.subject, it.split, it.factors], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _load_face_stats(path: Path, writer: DatasetWriter) -> dict[str, dict[str, Any]]:
+    """Face statistics of the videos an interrupted run already stored."""
+    stats: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            vid = rec.pop("id", None)
+            if isinstance(vid, str) and writer.has(vid):
+                stats[vid] = rec
+    return stats
+
+
+def _flip_id(video_id: str) -> str:
+    return video_id + "_flip"
+
+
+def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, workers: int = 1,
+            overwrite: bool = False, progress: bool = True,
+            on_video: Callable[[int], None] | None = None) -> PrepareResult:  # fmt: skip
+    """Decode, preprocess and store every item of ``scan`` into the prepared dataset ``out``.
+
+    Args:
+        scan: the items, classes and scan-time skips of one raw dataset.
+        pre: the preprocessing.
+        src: the raw folder (recorded as the source; never written).
+        out: the dataset directory to create.
+        kind: dataset kind (``"ucf101"``, ``"folder"``, ...), recorded in the attributes.
+        workers: decoding processes (1: in this process).
+        overwrite: replace an existing ``out``.
+        progress: show a tqdm progress bar.
+        on_video: called with the number of videos written after each one (tests use it to interrupt).
+
+    Returns:
+        The result, with the opened dataset and the skip report.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is false.
+        ValueError: no video could be prepared.
+    """
+    from tqdm import tqdm
+
+    src, out = Path(src), Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    items = sorted(scan.items, key=lambda it: it.id)
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"duplicate video ids from the scan: {dup}")
+    fps = scan.fps / pre.frame_step
+    options = {"kind": kind, "src": str(src.resolve()), "preprocess": asdict(pre), "classes": scan.classes,
+               "fps": fps, "items": _items_digest(items)}  # fmt: skip
+    partial = out.with_name(out.name + PARTIAL_SUFFIX)
+    opt_file = partial / _OPTIONS_FILE
+    if partial.exists():
+        try:
+            same = json.loads(opt_file.read_text(encoding="utf-8")) == options
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if not same:
+            shutil.rmtree(partial)  # left by a run with other options (or by another tool): start afresh
+    attributes = {"prepared_by": "g3an data prepare", "kind": kind, "preprocess": asdict(pre), **scan.attributes}
+    writer = DatasetWriter(out, pre.size, pre.size, fps, source=str(src.resolve()), class_names=scan.classes,
+                           attributes=attributes, overwrite=overwrite, resume=True)  # fmt: skip
+    resumed = len(writer)
+    opt_file.write_text(json.dumps(options, sort_keys=True), encoding="utf-8")
+    todo = [it for it in items if not (writer.has(it.id) and (not pre.flip or writer.has(_flip_id(it.id))))]
+    skipped: list[Skip] = list(scan.skipped)
+    face_file = partial / _FACES_FILE
+    face_stats = _load_face_stats(face_file, writer)
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="video", desc=f"prepare {kind}",
+               disable=not progress, file=sys.stderr)  # fmt: skip
+    try:
+        for outcome in _run(todo, pre, max(1, workers)):
+            item = todo[outcome.index]
+            if outcome.skip is not None:
+                skipped.append(outcome.skip)
+            else:
+                assert outcome.frames is not None
+                if outcome.face is not None:
+                    face_stats[item.id] = outcome.face
+                    with open(face_file, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"id": item.id, **outcome.face}) + "\n")
+                meta = {"label": item.label, "subject": item.subject, "split": item.split, "source": item.rel}
+                if not writer.has(item.id):
+                    writer.add_video(outcome.frames, factors=item.factors, id=item.id, **meta)
+                if pre.flip:
+                    flipped = np.ascontiguousarray(outcome.frames[:, :, ::-1])
+                    writer.add_video(flipped, factors={**item.factors, "flipped": True}, id=_flip_id(item.id), **meta)
+                if on_video is not None:
+                    on_video(len(writer))
+            bar.update(1)
+    except BaseException:
+        bar.close()
+        writer.close()  # keep OUT.partial: the same command continues from here
+        raise
+    bar.close()
+    if len(writer) == 0:
+        writer.abort()
+        reasons = Counter(s.reason for s in skipped)
+        raise ValueError(f"no video could be prepared from {src} ({len(items)} found; skipped: {dict(reasons)})")
+    opt_file.unlink()
+    face_file.unlink(missing_ok=True)
+    dataset = writer.finalize()
+    skipped.sort(key=lambda s: (s.path, s.reason))
+    report = {
+        "kind": kind,
+        "src": str(src.resolve()),
+        "out": str(out),
+        "preprocess": asdict(pre),
+        "found": len(items) + sum(1 for s in scan.skipped),
+        "written": len(dataset),
+        "resumed": resumed,
+        "skipped": [asdict(s) for s in skipped],
+        "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
+        "reasons": REASONS,
+        "face_detector": face_stats,
+        "content_hash": dataset.content_hash,
+    }
+    report_path = out / REPORT_FILE
+    tmp = report_path.with_name(REPORT_FILE + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, report_path)
+    return PrepareResult(dataset, report_path, len(dataset), skipped, resumed, face_stats)
