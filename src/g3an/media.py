@@ -49,7 +49,7 @@ def to_uint8(x: torch.Tensor | np.ndarray, channel_axis: int | None = None) -> n
 
     Args:
         x: ``(..., 3, T, H, W)`` videos or ``(..., 3, H, W)`` images, float in ``[-1, 1]`` (values outside
-            are clamped, NaN becomes 0). A uint8 input is taken as already converted and only transposed.
+            are clamped, NaN counts as 0, mid grey). A uint8 input is taken as already converted and only transposed.
         channel_axis: the channel axis; ``None`` finds it (``-4`` for videos, ``-3`` for images) and raises
             when both axes have size 3.
 

@@ -191,8 +191,8 @@ class DatasetWriter:
         class_names: names of the label indices (empty: unlabeled dataset).
         attributes: dataset-level JSON metadata (generator options, factor descriptions, ...).
         overwrite: replace an existing ``out_dir`` at finalize (the old one stays until the new is complete).
-        resume: continue a ``.partial`` directory left by an interrupted writer with the same settings;
-            otherwise a stale ``.partial`` is removed.
+        resume: continue a ``.partial`` directory left by an interrupted writer with the same size, fps,
+            source, class names and attributes; otherwise a stale ``.partial`` is removed.
     """
 
     def __init__(self, out_dir: str | os.PathLike, height: int, width: int, fps: float, source: str,
@@ -218,8 +218,8 @@ class DatasetWriter:
         self._ids: set[str] = set()
         self._total = 0
         self._sha = hashlib.sha256()
-        self._settings = {"height": self.height, "width": self.width, "fps": self.fps,
-                          "classes": self.class_names}  # fmt: skip
+        self._settings = {"height": self.height, "width": self.width, "fps": self.fps, "source": self.source,
+                          "classes": self.class_names, "attributes": self.attributes}  # fmt: skip
         self._done = False
         if resume and self._can_resume():
             self._resume()
