@@ -241,6 +241,10 @@ def test_manipulate_cli_errors(ckpts, tmp_path: Path) -> None:
     assert code == 2 and "--out" in text and "unsupported extension '.webm'" in text
     code, text = run("manipulate", u, "length", "--lengths", "16,17", "--out", tmp_path / "a.mp4")
     assert code == 2 and "--lengths" in text
+    code, text = run("manipulate", tmp_path / "none.pt", "grid", "--out", tmp_path / "a.mp4")
+    assert code == 1 and "none.pt: no such checkpoint file" in text
+    code, text = run("manipulate", "CKPT", "dim", "--help")
+    assert code == 0 and "--dim K" in text and "--same-other" in text
     code, text = run("manipulate", u, "spin", "--out", tmp_path / "a.mp4")
     assert code == 2 and "No such command 'spin'" in text
     assert not list(tmp_path.glob("a.*"))

@@ -244,11 +244,13 @@ def plan_grid(
 
 def plan_vary_motion(generator: VideoGenerator, n: int = 6, **kw: Any) -> LatentPlan:
     """One appearance (row) with ``n`` motions (columns): Figure 6. Keywords as :func:`plan_grid`."""
+    _positive(n=n)
     return plan_grid(generator, rows=1, cols=n, mode="vary-motion", **kw)
 
 
 def plan_vary_appearance(generator: VideoGenerator, n: int = 6, **kw: Any) -> LatentPlan:
     """One motion (column) under ``n`` appearances (rows). Keywords as :func:`plan_grid`."""
+    _positive(n=n)
     return plan_grid(generator, rows=n, cols=1, mode="vary-appearance", **kw)
 
 

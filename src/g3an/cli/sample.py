@@ -11,7 +11,8 @@ import click
 
 from g3an.cli import main
 
-_CKPT = click.argument("ckpt", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="CKPT")
+# existence is checked when loading, so `g3an manipulate CKPT MODE --help` works with the literal word CKPT
+_CKPT = click.argument("ckpt", type=click.Path(dir_okay=False, path_type=Path), metavar="CKPT")
 
 
 def _common(frames: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -21,7 +22,7 @@ def _common(frames: bool = True) -> Callable[[Callable[..., Any]], Callable[...,
             "--out",
             required=True,
             metavar="PATH",
-            help="Output .mp4 (H.264), .gif or .png (filmstrips); <name>.latents.json is written beside it.",
+            help="Output .mp4 (H.264), .gif or .png (filmstrips); PATH.latents.json is written beside it.",
         ),
         click.option("--seed", type=int, default=0, show_default=True, metavar="S", help="Seed of the latent codes."),
         click.option(
