@@ -130,6 +130,9 @@ def test_decode_containers_gray_odd_and_frame_folders(tmp_path: Path) -> None:
         assert fps == pytest.approx(12)
         ref = fr if fr.ndim == 4 else np.repeat(fr[..., None], 3, axis=-1)
         assert np.abs(out.astype(int) - ref).mean() < 12, name
+    full, _ = decode_video(tmp_path / "a.avi")
+    part, _ = decode_video(tmp_path / "a.avi", max_frames=5, step=2, transform=lambda f: f[:10, :20])
+    assert np.array_equal(part, full[:10:2, :10, :20])
     gray, _ = decode_video(tmp_path / "gray.mkv")
     assert np.array_equal(gray[..., 0], gray[..., 2])  # gray stream -> equal RGB channels
 

@@ -26,6 +26,7 @@ def _register_subcommands() -> None:
     # Each sub-command module adds itself here; keep one line per module.
     # isort: off
     from g3an.cli import data  # noqa: F401
+    from g3an.cli import prepare  # noqa: F401
     from g3an.cli import eval  # noqa: F401
     from g3an.cli import reference  # noqa: F401
     from g3an.cli import sample  # noqa: F401

@@ -12,7 +12,7 @@ _KINDS = ("mug", "uva-nemo", "weizmann", "ucf101", "folder")
 
 
 @data.command("prepare")
-@click.argument("kind", type=click.Choice(_KINDS), metavar="KIND")
+@click.argument("kind", type=click.Choice(_KINDS), metavar="mug|uva-nemo|weizmann|ucf101|folder")
 @click.option(
     "--src",
     type=click.Path(path_type=Path),
@@ -130,9 +130,9 @@ def prepare_cmd(kind: str, src: Path, out: Path, size: int, workers: int, min_fr
                 max_frames: int, flip: bool, split_index: int, no_labels: bool, fps: float | None, crop: str,
                 face_min_fraction: float, face_margin: float, face_window: int, face_every: int, overwrite: bool,
                 quiet: bool) -> None:  # fmt: skip
-    """Turn the raw dataset KIND in RAW_DIR into the prepared dataset DIR.
+    """Turn the raw dataset in RAW_DIR into the prepared dataset DIR.
 
-    KIND is mug, uva-nemo, weizmann, ucf101 or folder (one class per sub-folder, or none). Restartable:
+    The kind is mug, uva-nemo, weizmann, ucf101 or folder (one class per sub-folder, or none). Restartable:
     an interrupted run continues where it stopped with an identical result. Every file skipped and why
     is listed in DIR/prepare_report.json. See docs/prepare.md.
 
@@ -167,7 +167,7 @@ def prepare_cmd(kind: str, src: Path, out: Path, size: int, workers: int, min_fr
         result = prepare_dataset(kind, src, out, size=size, workers=workers, preprocess=pre, split_index=split_index,
                                  labels=not no_labels, fps=fps, overwrite=overwrite, progress=not quiet)  # fmt: skip
     except ImportError as err:
-        raise click.ClickException(f"--crop face: {err}") from None
+        raise click.ClickException(f"face crop: {err}") from None
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     except KeyboardInterrupt:

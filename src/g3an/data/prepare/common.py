@@ -72,6 +72,8 @@ _OPTIONS_FILE = "prepare_options.json"
 #: Face-detector statistics of the videos stored so far (so a resumed run reports them all).
 _FACES_FILE = "prepare_faces.jsonl"
 
+#: In face mode frames are shrunk while decoding to this long side (or 8 x the output size if larger).
+_FACE_MAX_SIDE = 512
 #: Skip reasons (the ``reason`` of a :class:`Skip`).
 REASONS = {
     "empty": "the file or frame folder is empty",
@@ -302,14 +304,34 @@ def _av() -> Any:
     return av
 
 
-def decode_video(path: Path, max_frames: int = 0) -> tuple[np.ndarray, float]:
-    """All frames of a video file as ``(T, H, W, 3)`` uint8 RGB, and its frame rate.
+#: A per-frame transform applied while decoding: ``(H, W, 3)`` uint8 -> ``(h, w, 3)`` uint8.
+FrameTransform = Callable[[np.ndarray], np.ndarray]
 
-    Grayscale, paletted, 10-bit and odd-sized streams are converted to 8-bit RGB by FFmpeg.
+
+def _stack(frames: list[np.ndarray], what: str) -> np.ndarray:
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise SkipError("corrupt", f"the {what} change size: {sorted(s[:2] for s in shapes)}")
+    return np.stack(frames)
+
+
+def decode_video(path: Path, max_frames: int = 0, step: int = 1,
+                 transform: FrameTransform | None = None) -> tuple[np.ndarray, float]:  # fmt: skip
+    """The frames of a video file as ``(T, H, W, 3)`` uint8 RGB, and its frame rate.
+
+    Grayscale, paletted, 10-bit and odd-sized streams are converted to 8-bit RGB by FFmpeg. Frames are
+    transformed as they are decoded, so a long high-resolution video never sits in memory at full size.
+
+    Args:
+        path: the video file.
+        max_frames: keep at most this many frames (0: all).
+        step: keep every ``step``-th frame, starting with the first.
+        transform: applied to every kept frame (e.g. the resize and crop to the output size).
 
     Raises:
         SkipError: ``empty`` (0 bytes or no frame), ``unreadable`` (not a container PyAV opens, no video
-            stream) or ``corrupt`` (a demux/decode error; the message says after how many frames).
+            stream) or ``corrupt`` (a demux/decode error, the message says after how many frames; or
+            frames whose size changes when there is no transform to a fixed size).
     """
     av = _av()
     if path.stat().st_size == 0:
@@ -319,6 +341,7 @@ def decode_video(path: Path, max_frames: int = 0) -> tuple[np.ndarray, float]:
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
         raise SkipError("unreadable", f"PyAV cannot open it: {err}") from None
     frames: list[np.ndarray] = []
+    n = 0
     with container:
         if not container.streams.video:
             raise SkipError("unreadable", "the container has no video stream")
@@ -327,28 +350,32 @@ def decode_video(path: Path, max_frames: int = 0) -> tuple[np.ndarray, float]:
         fps = float(rate) if rate else 0.0
         try:
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                n += 1
+                if (n - 1) % step:
+                    continue
+                rgb = frame.to_ndarray(format="rgb24")
+                frames.append(transform(rgb) if transform is not None else rgb)
                 if max_frames and len(frames) >= max_frames:
                     break
         except (av.FFmpegError, ValueError) as err:
-            raise SkipError("corrupt", f"decoding failed after {len(frames)} frames: {err}") from None
+            raise SkipError("corrupt", f"decoding failed after {n} frames: {err}") from None
     if not frames:
         raise SkipError("empty", "the video stream has no decodable frame")
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise SkipError("corrupt", f"the frame size changes within the video: {sorted(shapes)}")
-    return np.stack(frames), fps
+    return _stack(frames, "frames"), fps
 
 
-def read_frame_folder(path: Path, max_frames: int = 0) -> np.ndarray:
+def read_frame_folder(path: Path, max_frames: int = 0, step: int = 1,
+                      transform: FrameTransform | None = None) -> np.ndarray:  # fmt: skip
     """The images of a frame folder, in natural name order, as ``(T, H, W, 3)`` uint8 RGB.
+
+    Arguments as :func:`decode_video`.
 
     Raises:
         SkipError: ``empty`` (no image), ``corrupt`` (an unreadable image, naming it, or images of
-            different sizes).
+            different sizes when there is no transform to a fixed size).
     """
     names = sorted((p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file()),
-                   key=lambda p: natural_key(p.name))  # fmt: skip
+                   key=lambda p: natural_key(p.name))[::step]  # fmt: skip
     if max_frames:
         names = names[:max_frames]
     if not names:
@@ -357,20 +384,18 @@ def read_frame_folder(path: Path, max_frames: int = 0) -> np.ndarray:
     for p in names:
         try:
             with Image.open(p) as im:
-                frames.append(np.asarray(im.convert("RGB")))
+                rgb = np.asarray(im.convert("RGB"))
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise SkipError("corrupt", f"image {p.name} is unreadable: {err}") from None
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise SkipError("corrupt", f"the images have different sizes: {sorted(s[:2] for s in shapes)}")
-    return np.stack(frames)
+        frames.append(transform(rgb) if transform is not None else rgb)
+    return _stack(frames, "images")
 
 
-def decode(path: Path, max_frames: int = 0) -> np.ndarray:
+def decode(path: Path, max_frames: int = 0, step: int = 1, transform: FrameTransform | None = None) -> np.ndarray:
     """Frames of a video file or a frame folder (see :func:`decode_video`, :func:`read_frame_folder`)."""
     if path.is_dir():
-        return read_frame_folder(path, max_frames)
-    return decode_video(path, max_frames)[0]
+        return read_frame_folder(path, max_frames, step, transform)
+    return decode_video(path, max_frames, step, transform)[0]
 
 
 def probe_fps(paths: Sequence[Path], default: float = 25.0) -> float:
@@ -437,11 +462,30 @@ class _Outcome:
     face: dict[str, Any] | None = None
 
 
+def _frame_transform(pre: Preprocess) -> FrameTransform:
+    """The per-frame geometry of ``pre``; in face mode a shrink that keeps enough pixels for the crop."""
+    if pre.mode == "face":
+        limit = max(_FACE_MAX_SIDE, 8 * pre.size)
+
+        def shrink(f: np.ndarray) -> np.ndarray:
+            h, w = f.shape[:2]
+            if max(h, w) <= limit:
+                return f
+            k = limit / max(h, w)
+            return resize_frames(f[None], max(1, round(h * k)), max(1, round(w * k)))[0]
+
+        return shrink
+    if pre.mode == "scale_crop":
+        return lambda f: scale_center_crop(f[None], pre.size, pre.scale_width)[0]
+    if pre.mode == "stretch":
+        return lambda f: resize_frames(f[None], pre.size, pre.size)[0]
+    return lambda f: short_side_center_crop(f[None], pre.size)[0]
+
+
 def _process(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
     """Decode and preprocess one item (runs in a worker process)."""
     try:
-        limit = pre.max_frames * pre.frame_step if pre.max_frames else 0
-        frames = decode(item.path, limit)[:: pre.frame_step]
+        frames = decode(item.path, pre.max_frames, pre.frame_step, _frame_transform(pre))
         if frames.shape[0] < pre.min_frames:
             raise SkipError("too_short", f"{frames.shape[0]} frames (after --frame-step {pre.frame_step}), "
                                          f"--min-frames is {pre.min_frames}")  # fmt: skip
@@ -450,12 +494,6 @@ def _process(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
             from g3an.data.prepare.face import face_crop_video
 
             frames, face = face_crop_video(frames, pre)
-        elif pre.mode == "scale_crop":
-            frames = scale_center_crop(frames, pre.size, pre.scale_width)
-        elif pre.mode == "stretch":
-            frames = resize_frames(frames, pre.size, pre.size)
-        else:
-            frames = short_side_center_crop(frames, pre.size)
         return _Outcome(index, frames=frames, face=face)
     except SkipError as err:
         return _Outcome(index, skip=Skip(item.rel, err.reason, err.detail, item.id))
