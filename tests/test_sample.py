@@ -321,3 +321,19 @@ def test_regenerate_refuses_another_checkpoint(media, ckpt: Path, tmp_path: Path
         "sample", cond, "--latents", latents_path_for(out), "--any-checkpoint", "--out", tmp_path / "z.png"
     )
     assert code == 2 and "class labels" in text
+
+
+def test_sample_from_exported_generator_with_class_names(media, tmp_path: Path) -> None:
+    from g3an.checkpoint import export_generator
+
+    cfg = make_config("g3an", **FAST, num_classes=3)
+    path = tmp_path / "g.safetensors"
+    export_generator(path, "g3an", cfg, create_generator("g3an", cfg), class_names=json.dumps(CLASS_NAMES))
+    out = tmp_path / "e.png"
+    code, text = run("sample", path, "--n", 2, "--class", "anger", "--out", out)
+    assert code == 0, text
+    record = json.loads(latents_path_for(out).read_text())
+    assert record["class_names"] == CLASS_NAMES and record["batches"][0]["labels"] == [1, 1]
+    again = tmp_path / "again.png"
+    assert run("sample", path, "--latents", latents_path_for(out), "--out", again)[0] == 0
+    assert np.array_equal(media.read_video(again), media.read_video(out))
