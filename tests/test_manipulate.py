@@ -161,6 +161,9 @@ def test_length_shares_the_first_motion_steps() -> None:
     assert [c[(0, j)]["z_m"].shape[-1] for j in range(3)] == [1, 3, 2]
     assert torch.equal(c[(1, 1)]["z_m"][:, :2], c[(1, 2)]["z_m"]) and torch.equal(c[(1, 0)]["z_a"], c[(1, 1)]["z_a"])
     assert torch.equal(out.videos[0, 0, :, 15:], out.videos[0, 0, :, 15:16].expand(-1, 9, -1, -1))  # held
+    fresh = cells(MODES["length"](gen, lengths=[16, 24], rows=1, fresh_motion=True, seed=0))
+    assert not torch.equal(fresh[(0, 1)]["z_m"][:, :1], fresh[(0, 0)]["z_m"])
+    assert torch.equal(fresh[(0, 1)]["z_a"], c[(0, 1)]["z_a"])
     with pytest.raises(SamplingError, match="18-frame") as err:
         manipulate(gen, "length", lengths=[16, 18])
     assert err.value.param == "--lengths"

@@ -469,6 +469,7 @@ def plan_length(
     generator: VideoGenerator,
     lengths: Sequence[int] = (16, 20, 24, 32),
     rows: int = 2,
+    fresh_motion: bool = False,
     seed: int = 0,
     label: int | None = None,
     class_names: Sequence[str] | None = None,
@@ -478,7 +479,8 @@ def plan_length(
 
     Motion i is drawn for the longest length and each column uses its first latent time steps (for
     G3AN, z_m[:, :, :T_z] for 16 + 4 (T_z - 1) frames), so all lengths start from the same motion code.
-    Shorter videos hold their last frame in a rendered grid.
+    ``fresh_motion`` draws an independent motion code per length instead, as the reference code's
+    ``demo_multilength.py``. Shorter videos hold their last frame in a rendered grid.
     """
     _positive(rows=rows)
     a, m = _both(generator, "length")
@@ -492,7 +494,8 @@ def plan_length(
     batches = []
     for j, f in enumerate(lengths):
         shape = generator.latent_shapes(f)[m]
-        if tuple(shape[:-1]) == tuple(zm_long.shape[1:-1]) and shape[-1] <= zm_long.shape[-1]:
+        prefix = tuple(shape[:-1]) == tuple(zm_long.shape[1:-1]) and shape[-1] <= zm_long.shape[-1]
+        if prefix and not fresh_motion:
             zm = zm_long[..., : shape[-1]].contiguous()  # the first latent time steps
         else:
             zm = _codes(generator, "motion", rows, f, seed, stream=f"motion-{f}")
@@ -506,7 +509,7 @@ def plan_length(
         row_labels=[f"{a} #{i}, {m} #{i}" for i in range(rows)],
         col_labels=[f"{f} frames" for f in lengths],
         seed=seed,
-        params={"lengths": lengths, "rows": rows, "class": label},
+        params={"lengths": lengths, "rows": rows, "fresh_motion": fresh_motion, "class": label},
         title=_title("length", seed, None, label, class_names),
         batch_size=batch_size,
     )

@@ -294,6 +294,11 @@ def classes_cmd(**kw: Any) -> None:
     help="Video lengths in frames (G3AN: 16 + 4k), one column each.",
 )
 @click.option("--rows", type=click.IntRange(min=1), default=2, show_default=True, metavar="R", help="Videos.")
+@click.option(
+    "--fresh-motion",
+    is_flag=True,
+    help="A new motion code per length (as the reference demo_multilength.py) instead of a shared first part.",
+)
 @_common(frames=False)
 def length_cmd(**kw: Any) -> None:
     """The same videos at several lengths; shorter ones hold their last frame."""
