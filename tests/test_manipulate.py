@@ -12,15 +12,13 @@ import torch
 
 from g3an.manipulate import MODES, lerp, manipulate, plan_dim, plan_grid, slerp
 from g3an.sample import LatentPlan, SamplingError, latents_path_for, load_for_sampling, load_latents, render
-from tests.test_sample import CLASS_NAMES, ToyGenerator, make_ckpt, run
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.test_sample import (
+    CLASS_NAMES,
+    ToyGenerator,
+    _one_thread,  # noqa: F401  (autouse: one intra-op thread here too)
+    make_ckpt,
+    run,
+)
 
 
 def cells(plan: LatentPlan) -> dict[tuple[int, int], dict[str, torch.Tensor]]:
