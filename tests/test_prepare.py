@@ -182,6 +182,14 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     _bad_files(src, {"corrupt": "eli_bend", "garbage": "eli_side", "empty": "ira_skip", "short": "ira_jack"})
     (src / "readme.avi").write_bytes(b"x")
     (src / "notes.doc").write_bytes(b"x")
+    whole = write_video(tmp_path / "whole.avi", _moving(40, seed=6), "mpeg4").read_bytes()
+    (src / "moshe_skip.avi").write_bytes(whole[: int(len(whole) * 0.9)])  # truncated: usable, with a warning
+    damaged = bytearray(whole)
+    at = damaged.index(b"00dc", damaged.index(b"movi"))  # the first video chunk
+    for _ in range(9):
+        at = damaged.index(b"00dc", at + 1)
+    damaged[at + 8 : at + 24] = bytes(16)  # the 10th frame's header zeroed
+    (src / "moshe_side.avi").write_bytes(bytes(damaged))  # decoding fails part-way: corrupt
     before = tree_digest(src)
 
     res = prepare_dataset("weizmann", src, tmp_path / "out", size=32, flip=True, progress=False)
@@ -190,7 +198,8 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     assert ds.classes == ("bend", "jack", "jump", "pjump", "run", "side", "skip", "walk", "wave1", "wave2")
     ids = [v.id for v in ds.videos]
     assert ids == ["daria_walk", "daria_walk_flip", "daria_wave1", "daria_wave1_flip", "ido_jump", "ido_jump_flip",
-                   "lena_run1", "lena_run1_flip", "lena_run2", "lena_run2_flip"]  # fmt: skip
+                   "lena_run1", "lena_run1_flip", "lena_run2", "lena_run2_flip", "moshe_skip",
+                   "moshe_skip_flip"]  # fmt: skip
     by_id = {v.id: (i, v) for i, v in enumerate(ds.videos)}
     i, v = by_id["lena_run2"]
     assert (v.label, v.subject, v.num_frames, v.factors) == (4, "lena", 22, {"action": "run", "repetition": 2})
@@ -208,10 +217,15 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert reasons == {"eli_bend.mp4": "unreadable", "eli_side.avi": "unreadable", "ira_skip.avi": "empty",
                        "ira_jack.avi": "too_short", "readme.avi": "unrecognised_name",
-                       "notes.doc": "not_a_video"}  # fmt: skip
-    assert report["written"] == 10 and report["skipped_by_reason"]["unreadable"] == 2
+                       "notes.doc": "not_a_video", "moshe_side.avi": "corrupt"}  # fmt: skip
+    assert report["written"] == 12 and report["skipped_by_reason"]["unreadable"] == 2
+    assert [w["id"] for w in report["warnings"]] == ["moshe_skip"]
+    assert "decoding failed after" in next(x["detail"] for x in report["skipped"] if x["path"] == "moshe_side.avi")
+    assert "frames the container declares" in report["warnings"][0]["detail"]
+    assert 16 <= by_id["moshe_skip"][1].num_frames < 40
     text = res.summary()
-    assert "skipped 6" in text and "too_short 1" in text and "prepare_report.json" in text
+    assert "skipped 7" in text and "too_short 1" in text and "prepare_report.json" in text
+    assert "1 videos stored with a warning" in text
 
 
 # -- UCF101 ------------------------------------------------------------------------------------------

@@ -69,8 +69,8 @@ IGNORED_EXTENSIONS = frozenset({".txt", ".csv", ".json", ".md", ".xml", ".pdf", 
 REPORT_FILE = "prepare_report.json"
 #: Options of the interrupted run, kept in ``OUT.partial`` so a resume with other options starts afresh.
 _OPTIONS_FILE = "prepare_options.json"
-#: Face-detector statistics of the videos stored so far (so a resumed run reports them all).
-_FACES_FILE = "prepare_faces.jsonl"
+#: Face-detector statistics and warnings of the videos stored so far (so a resumed run reports them all).
+_NOTES_FILE = "prepare_notes.jsonl"
 
 #: In face mode frames are shrunk while decoding to this long side (or 8 x the output size if larger).
 _FACE_MAX_SIDE = 512
@@ -213,6 +213,7 @@ class PrepareResult:
         skipped: every source left out, with the reason.
         resumed: number of videos already stored by an interrupted earlier run.
         face_stats: per-video detector statistics (face mode only).
+        warnings: videos stored with a problem (id -> what: fewer frames than the container declares).
     """
 
     dataset: PreparedDataset
@@ -221,6 +222,7 @@ class PrepareResult:
     skipped: list[Skip]
     resumed: int
     face_stats: dict[str, dict[str, Any]]
+    warnings: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A short human-readable summary (what the CLI prints)."""
@@ -233,6 +235,9 @@ class PrepareResult:
             failed = sum(s["frames_searched"] - s["frames_found"] for s in self.face_stats.values())
             searched = sum(s["frames_searched"] for s in self.face_stats.values())
             lines.append(f"  face detector: no face in {failed} of {searched} searched frames")
+        if self.warnings:
+            lines.append(f"  {len(self.warnings)} videos stored with a warning (see the report), e.g. "
+                         f"{next(iter(self.warnings))}: {next(iter(self.warnings.values()))}")  # fmt: skip
         if self.skipped:
             counts = Counter(s.reason for s in self.skipped)
             lines.append(f"  skipped {len(self.skipped)}: " + ", ".join(f"{r} {n}" for r, n in sorted(counts.items())))
@@ -398,6 +403,16 @@ def decode(path: Path, max_frames: int = 0, step: int = 1, transform: FrameTrans
     return decode_video(path, max_frames, step, transform)[0]
 
 
+def declared_frames(path: Path) -> int:
+    """Number of frames the container's header declares for the first video stream (0: unknown)."""
+    av = _av()
+    try:
+        with av.open(str(path)) as c:
+            return int(c.streams.video[0].frames) if c.streams.video else 0
+    except (av.FFmpegError, UnicodeDecodeError, ValueError):
+        return 0
+
+
 def probe_fps(paths: Sequence[Path], default: float = 25.0) -> float:
     """Frame rate declared by the first of ``paths`` that PyAV opens (container metadata, no decoding)."""
     av = _av()
@@ -460,6 +475,7 @@ class _Outcome:
     frames: np.ndarray | None = None
     skip: Skip | None = None
     face: dict[str, Any] | None = None
+    warning: str | None = None
 
 
 def _frame_transform(pre: Preprocess) -> FrameTransform:
@@ -494,7 +510,14 @@ def _process(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
             from g3an.data.prepare.face import face_crop_video
 
             frames, face = face_crop_video(frames, pre)
-        return _Outcome(index, frames=frames, face=face)
+        warning = None
+        if item.path.is_file() and not pre.max_frames:
+            declared = declared_frames(item.path)
+            expected = -(-declared // pre.frame_step)
+            if frames.shape[0] < expected:
+                warning = (f"decoded {frames.shape[0]} of the {expected} frames the container declares "
+                           "(truncated or damaged; the decodable frames are kept)")  # fmt: skip
+        return _Outcome(index, frames=frames, face=face, warning=warning)
     except SkipError as err:
         return _Outcome(index, skip=Skip(item.rel, err.reason, err.detail, item.id))
     except (OSError, MemoryError) as err:
@@ -568,19 +591,23 @@ def _items_digest(items: Sequence[VideoItem]) -> str:
     return h.hexdigest()
 
 
-def _load_face_stats(path: Path, writer: DatasetWriter) -> dict[str, dict[str, Any]]:
-    """Face statistics of the videos an interrupted run already stored."""
-    stats: dict[str, dict[str, Any]] = {}
+def _load_notes(path: Path, writer: DatasetWriter) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Face statistics and warnings of the videos an interrupted run already stored."""
+    faces: dict[str, dict[str, Any]] = {}
+    warnings: dict[str, str] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                continue
-            vid = rec.pop("id", None)
+                continue  # a torn last line: that video is redone
+            vid = rec.get("id")
             if isinstance(vid, str) and writer.has(vid):
-                stats[vid] = rec
-    return stats
+                if rec.get("face") is not None:
+                    faces[vid] = rec["face"]
+                if rec.get("warning") is not None:
+                    warnings[vid] = rec["warning"]
+    return faces, warnings
 
 
 def _flip_id(video_id: str) -> str:
@@ -639,8 +666,8 @@ def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, 
     opt_file.write_text(json.dumps(options, sort_keys=True), encoding="utf-8")
     todo = [it for it in items if not (writer.has(it.id) and (not pre.flip or writer.has(_flip_id(it.id))))]
     skipped: list[Skip] = list(scan.skipped)
-    face_file = partial / _FACES_FILE
-    face_stats = _load_face_stats(face_file, writer)
+    notes_file = partial / _NOTES_FILE
+    face_stats, warnings = _load_notes(notes_file, writer)
     bar = tqdm(total=len(items), initial=len(items) - len(todo), unit="video", desc=f"prepare {kind}",
                disable=not progress, file=sys.stderr)  # fmt: skip
     try:
@@ -652,8 +679,11 @@ def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, 
                 assert outcome.frames is not None
                 if outcome.face is not None:
                     face_stats[item.id] = outcome.face
-                    with open(face_file, "a", encoding="utf-8") as f:
-                        f.write(json.dumps({"id": item.id, **outcome.face}) + "\n")
+                if outcome.warning is not None:
+                    warnings[item.id] = outcome.warning
+                if outcome.face is not None or outcome.warning is not None:
+                    with open(notes_file, "a", encoding="utf-8") as f:
+                        f.write(json.dumps({"id": item.id, "face": outcome.face, "warning": outcome.warning}) + "\n")
                 meta = {"label": item.label, "subject": item.subject, "split": item.split, "source": item.rel}
                 if not writer.has(item.id):
                     writer.add_video(outcome.frames, factors=item.factors, id=item.id, **meta)
@@ -673,7 +703,7 @@ def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, 
         reasons = Counter(s.reason for s in skipped)
         raise ValueError(f"no video could be prepared from {src} ({len(items)} found; skipped: {dict(reasons)})")
     opt_file.unlink()
-    face_file.unlink(missing_ok=True)
+    notes_file.unlink(missing_ok=True)
     dataset = writer.finalize()
     skipped.sort(key=lambda s: (s.path, s.reason))
     report = {
@@ -687,6 +717,9 @@ def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, 
         "skipped": [asdict(s) for s in skipped],
         "skipped_by_reason": dict(sorted(Counter(s.reason for s in skipped).items())),
         "reasons": REASONS,
+        "warnings": [
+            {"id": v.id, "source": v.source, "detail": warnings[v.id]} for v in dataset.videos if v.id in warnings
+        ],
         "face_detector": face_stats,
         "content_hash": dataset.content_hash,
     }
@@ -694,4 +727,4 @@ def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, 
     tmp = report_path.with_name(REPORT_FILE + ".tmp")
     tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, report_path)
-    return PrepareResult(dataset, report_path, len(dataset), skipped, resumed, face_stats)
+    return PrepareResult(dataset, report_path, len(dataset), skipped, resumed, face_stats, warnings)
