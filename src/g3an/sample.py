@@ -271,10 +271,13 @@ def check_frames(generator: VideoGenerator, frames: int | None, param: str = "--
     """
     frames = generator.default_frames if frames is None else int(frames)
     if not generator.valid_frames(frames):
-        hint = " (G3AN: 16 + 4k frames, e.g. 16, 20, 24)" if generator.motion_latent == "z_m" else ""
-        raise SamplingError(
-            f"this generator cannot make {frames}-frame videos{hint}; its default is {generator.default_frames}", param
-        )
+        try:  # the model's own explanation, when it has one
+            generator.latent_shapes(frames)
+            reason = ""
+        except ValueError as err:
+            reason = f" ({err})"
+        default = generator.default_frames
+        raise SamplingError(f"this generator cannot make {frames}-frame videos{reason}; default {default}", param)
     return frames
 
 
