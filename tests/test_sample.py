@@ -240,9 +240,12 @@ def test_sample_grid_mp4_regenerates_identical_pixels(media, ckpt: Path, tmp_pat
     record = json.loads(latents_path_for(out).read_text())
     assert record["model"] == "g3an" and record["seed"] == 5 and record["batch_size"] == 2
     assert record["checkpoint_sha256"] and record["mode"] == "sample" and record["media"] == "grid.mp4"
+    assert record["threads"] == 1
     again = tmp_path / "again.mp4"
+    torch.set_num_threads(2)  # regeneration renders with the recorded thread count, then restores this one
     code, text = run("sample", ckpt, "--latents", latents_path_for(out), "--out", again)
     assert code == 0, text
+    assert torch.get_num_threads() == 2
     assert np.array_equal(media.read_video(again), frames)
 
 

@@ -16,11 +16,12 @@ video depends (by float rounding) on which other videos share its forward batch,
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,7 +365,8 @@ def render(generator: VideoGenerator, plan: LatentPlan, device: str | torch.devi
 
     Shorter videos of a plan with several lengths (``length`` mode) hold their last frame up to the
     longest one; cells without a video are white. Each batch is run in chunks of ``plan.batch_size``
-    videos, in the batch's order, so the same plan gives the same pixels.
+    videos, in the batch's order, so the same plan gives the same pixels (on one device and PyTorch build,
+    with the same number of CPU threads).
     """
     device = torch.device(device) if device is not None else generator.device
     was_training = generator.training
@@ -492,6 +494,8 @@ def save_latents(
         "row_labels": plan.row_labels,
         "col_labels": plan.col_labels,
         "batch_size": plan.batch_size,
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
         "class_names": list(class_names) if class_names else None,
         "batches": batches,
     }
@@ -680,6 +684,18 @@ def regenerate_plan(
     return plan, record
 
 
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` intra-op CPU threads (CPU results differ in the last bits with the thread count)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def sample(
     checkpoint: str | Path,
     out: str | Path,
@@ -728,7 +744,9 @@ def sample(
     gen, names = loaded.generator, loaded.class_names
     if latents is not None:
         plan, record = regenerate_plan(loaded, latents, strict_checkpoint)
-        write_plan(out, plan, render(gen, plan), loaded.ref, record.get("class_names") or names, fps)
+        with _threads(record.get("threads") if gen.device.type == "cpu" else None):
+            videos = render(gen, plan)
+        write_plan(out, plan, videos, loaded.ref, record.get("class_names") or names, fps)
         return [Path(out)]
     label = resolve_class(class_, gen.num_classes, names)
     if paths is None:
