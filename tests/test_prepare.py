@@ -452,3 +452,38 @@ def test_training_starts_on_prepared_data(tmp_path: Path) -> None:
     })  # fmt: skip
     fit(cfg, tmp_path / "run")
     assert any((tmp_path / "run" / "checkpoints").glob("*.pt"))
+
+
+def test_killed_cli_run_continues_to_an_identical_dataset(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("g3an.cli.data")
+    src = tmp_path / "raw"
+    for i in range(14):
+        write_video(src / f"k{i % 2}" / f"v{i:02d}.avi", _moving(40, 96, 128, seed=i), "mjpeg", "yuvj420p")
+    ref = prepare_dataset("folder", src, tmp_path / "ref", size=32, progress=False)
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "g3an", "data", "prepare", "folder", "--src", str(src), "--out", str(out),
+           "--size", "32", "--quiet"]  # fmt: skip
+    journal = tmp_path / "ds.partial" / "journal.jsonl"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if journal.is_file() and journal.read_text().count("\n") >= 3:  # settings + 2 videos
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert (tmp_path / "ds.partial").is_dir() and not out.exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "continued an interrupted run" in done.stdout
+    ds = open_dataset(out, verify=True)
+    assert ds.content_hash == ref.dataset.content_hash
+    assert (out / "frames.npy").read_bytes() == (tmp_path / "ref" / "frames.npy").read_bytes()
