@@ -20,6 +20,9 @@ def _seed_and_threads():
 #: A new model adds its entry here; tests parametrised over the registry use it.
 TINY_CONFIGS: dict[str, dict] = {
     "g3an": {"ch": 4, "ch_d": 4, "dim_z_a": 16, "dim_z_m": 4},
+    "mocogan": {"ch": 4, "ch_d": 4, "dim_z_content": 8, "dim_z_motion": 4, "resolution": 32},
+    "tgan": {"ch": 2, "ch_t": 4, "ch_d": 4, "dim_z_slow": 8, "dim_z_fast": 8, "resolution": 32},
+    "vgan": {"ch": 4, "ch_d": 4, "dim_z": 8, "resolution": 32},
 }
 
 
