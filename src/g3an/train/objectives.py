@@ -174,3 +174,6 @@ class G3ANObjective(Objective):
 def trainable(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
+
+
+from g3an.train import baseline_objectives  # noqa: E402, F401  (registers the baselines' objectives)
