@@ -321,6 +321,9 @@ def test_mug_face_crops_with_haar_detector(tmp_path: Path) -> None:
     assert (centre[:, 0] > 150).all() and (centre[:, 2] < 170).all()
     report = json.loads(res.report_path.read_text())
     assert report["face_detector"]["001/happiness/take000"]["frames_found"] == 14
+    # the detector in worker processes gives the same dataset
+    par = prepare_dataset("mug", tmp_path / "MUG", tmp_path / "par", size=32, workers=2, progress=False)
+    assert par.dataset.content_hash == ds.content_hash and par.face_stats == res.face_stats
 
 
 def test_uva_nemo_labels_with_monkeypatched_detector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,6 +435,8 @@ def test_cli_prepare(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "--out" in r.output and "already exists" in r.output
     r = runner.invoke(main, ["data", "prepare", "ucf101", "--src", str(tmp_path / "nope"), "--out", str(out)])
     assert r.exit_code != 0 and "--src" in r.output
+    r = runner.invoke(main, ["data", "prepare", "folder", "--src", str(src), "--out", str(src / "inside")])
+    assert r.exit_code != 0 and "must not be inside --src" in r.output
     r = runner.invoke(main, ["data", "prepare", "--help"])
     assert r.exit_code == 0 and "--min-frames" in r.output
 
