@@ -340,3 +340,18 @@ def test_sample_from_exported_generator_with_class_names(media, tmp_path: Path) 
     again = tmp_path / "again.png"
     assert run("sample", path, "--latents", latents_path_for(out), "--out", again)[0] == 0
     assert np.array_equal(media.read_video(again), media.read_video(out))
+
+
+def test_sample_from_a_run_directory(media, ckpt: Path, tmp_path: Path) -> None:
+    import shutil
+
+    steps = tmp_path / "run" / "checkpoints"
+    steps.mkdir(parents=True)
+    shutil.copy(ckpt, steps / "step-00000002.pt")
+    make_ckpt(steps / "step-00000001.pt", seed=3)
+    out = tmp_path / "r.gif"
+    code, text = run("sample", tmp_path / "run", "--n", 1, "--out", out)
+    assert code == 0, text
+    assert json.loads(latents_path_for(out).read_text())["checkpoint"].endswith("step-00000002.pt")
+    code, text = run("sample", tmp_path, "--n", 1, "--out", out)
+    assert code == 1 and "not a training run" in text

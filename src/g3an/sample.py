@@ -45,6 +45,7 @@ __all__ = [
     "check_frames",
     "check_media_path",
     "check_plan",
+    "checkpoint_file",
     "class_label",
     "class_names_of",
     "draw_latents",
@@ -213,8 +214,19 @@ def class_names_of(info: dict[str, Any], num_classes: int) -> list[str] | None:
     return [str(n) for n in names]
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names: itself, or for a training run directory its latest
+    ``checkpoints/step-*.pt`` (as :func:`g3an.checkpoint.load_generator`), so the record names one file."""
+    path = Path(path)
+    if path.is_dir():
+        steps = sorted((path / "checkpoints").glob("step-*.pt"))
+        if steps:
+            return steps[-1]
+    return path
+
+
 def load_for_sampling(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Load a generator (training checkpoint or exported safetensors) in eval mode for sampling.
+    """Load a generator (training checkpoint, exported safetensors or run directory) in eval mode for sampling.
 
     Raises:
         g3an.checkpoint.CheckpointError: for a missing or invalid file.
@@ -226,6 +238,7 @@ def load_for_sampling(path: str | Path, ema: bool = True, device: str | torch.de
         raise SamplingError(f"not a device: {device!r} ({err})", "--device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SamplingError(f"device {device} requested, but CUDA is not available", "--device")
+    path = checkpoint_file(path)
     name, cfg, gen, info = load_generator(path, ema=ema)
     gen = gen.to(device)
     ref = CheckpointRef(model=name, path=str(Path(path).resolve()), sha256=file_sha256(path))

@@ -12,7 +12,7 @@ import click
 from g3an.cli import main
 
 # existence is checked when loading, so `g3an manipulate CKPT MODE --help` works with the literal word CKPT
-_CKPT = click.argument("ckpt", type=click.Path(dir_okay=False, path_type=Path), metavar="CKPT")
+_CKPT = click.argument("ckpt", type=click.Path(path_type=Path), metavar="CKPT")
 
 
 def _common(frames: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -119,7 +119,7 @@ def sample_cmd(
     device: str,
     frames: int | None,
 ) -> None:
-    """Sample N videos from CKPT (training checkpoint .pt or exported .safetensors).
+    """Sample N videos from CKPT (training checkpoint .pt, exported .safetensors, or a run directory).
 
     \b
     One labelled grid:        g3an sample run/checkpoints/last.pt --n 16 --seed 0 --out samples.mp4
