@@ -174,6 +174,7 @@ def test_export_and_load_generator_round_trip(tmp_path: Path) -> None:
         load_generator(tmp_path)
     name, cfg, g_exp, info = load_generator(out)
     assert name == "g3an" and cfg.ch == 4 and info["format"] == "g3an-generator"
+    assert json.loads(info["class_names"]) == ["a", "b"]
     z = g_exp.sample_latents(2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.equal(g_ckpt(**z), g_exp(**z))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def export_cmd(ckpt: Path, out: Path, no_ema: bool) -> None:
     except CheckpointError as err:
         raise click.ClickException(str(err)) from None
     step = (info.get("counters") or {}).get("step")
-    export_generator(out, name, cfg, gen, source=str(ckpt.name), step=str(step))
+    class_names = json.dumps((info.get("meta") or {}).get("class_names") or [])
+    export_generator(out, name, cfg, gen, source=str(ckpt.name), step=str(step), class_names=class_names)
     n = sum(p.numel() for p in gen.parameters())
     click.echo(f"wrote {out}: {name} generator, {n:,} parameters{'' if step is None else f', step {step}'}")
