@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import multiprocessing
+import os
 from pathlib import Path
 
 import av
@@ -14,9 +16,11 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from g3an.data.format import open_dataset
 from g3an.data.prepare import Preprocess, prepare_dataset, scan
+from g3an.data.prepare import common as prepare_common
 from g3an.data.prepare import face as face_mod
 from g3an.data.prepare.common import (
     SkipError,
+    VideoItem,
     decode_video,
     natural_key,
     read_frame_folder,
@@ -414,6 +418,32 @@ def test_folder_classes_workers_and_restart_are_identical(tmp_path: Path) -> Non
     assert unlabeled.dataset.classes == () and len(unlabeled.dataset) == 3
 
 
+_REAL_PROCESS = prepare_common._process
+
+
+def _crash_on_b(index: int, item: VideoItem, pre: Preprocess):
+    """A worker body whose decoder "segfaults" on one video."""
+    if item.id == "cats/b":
+        os._exit(3)
+    return _REAL_PROCESS(index, item, pre)
+
+
+def test_a_crashing_worker_skips_only_its_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "raw"
+    _folder_tree(src)
+    ref = prepare_dataset("folder", src, tmp_path / "ref", size=16, progress=False)
+    monkeypatch.setattr(prepare_common, "_process", _crash_on_b)
+    # fork, so the patched worker body is what the workers run (the fork server would import the real one)
+    monkeypatch.setattr(prepare_common, "_mp_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(prepare_common, "_worker_init", lambda: None)
+    res = prepare_dataset("folder", src, tmp_path / "out", size=16, workers=2, progress=False)
+    assert [v.id for v in res.dataset.videos] == [v.id for v in ref.dataset.videos if v.id != "cats/b"]
+    assert ("cats/b.avi", "crashed") in {(s.path, s.reason) for s in res.skipped}
+    for i, v in enumerate(res.dataset.videos):
+        j = [w.id for w in ref.dataset.videos].index(v.id)
+        assert np.array_equal(res.dataset.frames(i), ref.dataset.frames(j))
+
+
 # -- CLI and training --------------------------------------------------------------------------------
 @pytest.mark.skipif(importlib.util.find_spec("g3an.cli.data") is None, reason="the `data` command group is pending")
 def test_cli_prepare(tmp_path: Path) -> None:
@@ -460,7 +490,6 @@ def test_training_starts_on_prepared_data(tmp_path: Path) -> None:
 
 
 def test_killed_cli_run_continues_to_an_identical_dataset(tmp_path: Path) -> None:
-    import os
     import signal
     import subprocess
     import sys

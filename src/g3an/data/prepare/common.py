@@ -24,6 +24,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ REASONS = {
     "unrecognised_name": "the name does not follow the dataset's naming convention",
     "excluded_class": "a class the dataset preparation does not use",
     "not_a_video": "a file that is neither a video nor a frame",
+    "crashed": "decoding it killed the worker process (with --workers >= 2)",
 }
 
 
@@ -524,19 +526,48 @@ def _process(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
         return _Outcome(index, skip=Skip(item.rel, "unreadable", f"{type(err).__name__}: {err}", item.id))
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
+
+
+def _isolated(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
+    """Process one item alone in a fresh worker, so a crash (a decoder segfault) names it."""
+    with _pool(1) as pool:
+        try:
+            return pool.submit(_process, index, item, pre).result()
+        except BrokenProcessPool:
+            return _Outcome(index, skip=Skip(item.rel, "crashed", "decoding it killed the worker process", item.id))
+
+
 def _run(items: Sequence[VideoItem], pre: Preprocess, workers: int) -> Iterator[_Outcome]:
-    """Outcomes of ``items`` in their order; ``workers > 1`` processes them in parallel (bounded look-ahead)."""
+    """Outcomes of ``items`` in their order; ``workers > 1`` processes them in parallel (bounded look-ahead).
+
+    In parallel mode a worker that dies (a decoder crash) does not stop the run: the first unfinished
+    item is retried alone (and skipped as ``crashed`` if it kills its worker again), then the pool restarts.
+    """
     if workers <= 1 or len(items) <= 1:
         for i, item in enumerate(items):
             yield _process(i, item, pre)
         return
+    nxt = 0
+    while nxt < len(items):
+        try:
+            for out in _run_pool(items, pre, workers, nxt):
+                yield out
+                nxt += 1
+        except BrokenProcessPool:
+            yield _isolated(nxt, items[nxt], pre)
+            nxt += 1
+
+
+def _run_pool(items: Sequence[VideoItem], pre: Preprocess, workers: int, start: int) -> Iterator[_Outcome]:
     window = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init) as pool:
+    with _pool(workers) as pool:
         pending: dict[int, Future] = {}
         done: dict[int, _Outcome] = {}
-        nxt = 0
+        nxt = start
         try:
-            for i in range(len(items)):
+            for i in range(start, len(items)):
                 while len(pending) + len(done) >= window:
                     finished, _ = wait(pending.values(), return_when=FIRST_COMPLETED)
                     for f in finished:
@@ -548,11 +579,7 @@ def _run(items: Sequence[VideoItem], pre: Preprocess, workers: int) -> Iterator[
                         nxt += 1
                 pending[i] = pool.submit(_process, i, items[i], pre)
             while nxt < len(items):
-                if nxt in done:
-                    yield done.pop(nxt)
-                    nxt += 1
-                    continue
-                out = pending.pop(nxt).result()
+                out = done.pop(nxt) if nxt in done else pending.pop(nxt).result()
                 yield out
                 nxt += 1
         finally:
