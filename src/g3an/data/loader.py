@@ -8,8 +8,8 @@ same from the memory-mapped frames of :mod:`g3an.data.format`, with the choices 
   that fits is used. A clip with step ``s`` spans ``(T - 1) * s + 1`` frames.
 * start: uniform over every start at which the clip fits.
 * flip: with ``flip=True`` half of the clips are mirrored left-right, every frame alike.
-* size: when the stored frames differ from ``size``, the clip is resized (bilinear, antialiased) so
-  its shorter side matches and centre-cropped, as the paper does for Weizmann.
+* size: when the stored frames differ from ``size``, the clip is resized (bilinear, antialiased, on the
+  uint8 frames) so it covers ``size`` with its aspect kept and centre-cropped, as the paper does for Weizmann.
 * pixels: ``x / 127.5 - 1``, the inverse of ``(x + 1) / 2 * 255`` used when writing media.
 
 The random choices of an item are a pure function of ``(seed, epoch, index)``: the same with any
@@ -148,12 +148,13 @@ class ClipDataset(Dataset):
         epoch, i = (int(key[0]), int(key[1])) if isinstance(key, tuple) else (self.epoch, int(key))
         spec = self.clip_spec(epoch, i)
         frames = self.data.array[self._offsets[i] + spec.frame_indices(self.num_frames)]  # (T, H, W, 3) uint8 copy
-        video = torch.from_numpy(frames).permute(3, 0, 1, 2).contiguous()  # (3, T, H, W) uint8
+        video = torch.from_numpy(frames).permute(3, 0, 1, 2)  # (3, T, H, W) view
+        if video.shape[-2:] != self.size:
+            video = _resize_center_crop(video, self.size)
+        video = video.contiguous()
         if spec.flip:
             video = video.flip(-1)
         video = video.float().div_(127.5).sub_(1.0)
-        if video.shape[-2:] != self.size:
-            video = _resize_center_crop(video, self.size)
         return {
             "video": video,
             "label": torch.tensor(int(self._labels[i]), dtype=torch.int64),
@@ -171,14 +172,17 @@ def _of(split: str | None) -> str:
 
 
 def _resize_center_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(3, T, H, W)`` resized so it covers ``size`` with its aspect kept, then centre-cropped to ``size``."""
+    """uint8 ``(3, T, H, W)`` resized so it covers ``size`` with its aspect kept, then centre-cropped to ``size``.
+
+    Resizing is bilinear with antialiasing, on uint8 channels-last frames (PyTorch's fast path, rounded to
+    uint8 like any resized image).
+    """
     _, _, h, w = video.shape
     th, tw = size
     scale = max(th / h, tw / w)
     rh, rw = max(th, round(h * scale)), max(tw, round(w * scale))
-    frames = video.transpose(0, 1)  # (T, 3, H, W)
+    frames = video.transpose(0, 1).contiguous(memory_format=torch.channels_last)  # (T, 3, H, W)
     if (rh, rw) != (h, w):
         frames = F.interpolate(frames, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
     top, left = (rh - th) // 2, (rw - tw) // 2
-    frames = frames[:, :, top : top + th, left : left + tw]
-    return frames.transpose(0, 1).contiguous().clamp_(-1.0, 1.0)  # (3, T, th, tw)
+    return frames[:, :, top : top + th, left : left + tw].transpose(0, 1)  # (3, T, th, tw)

@@ -150,6 +150,23 @@ def _rendered(config: SynthConfig, plans: list[VideoPlan], workers: int,
             raise
 
 
+def factor_schema(factors: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Machine-readable description of factors: ``categorical`` (``values``), ``continuous`` / ``integer``
+    (``range``), ``continuous`` per class (``range_per_class``) or ``other`` (``description``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in factors.items():
+        if isinstance(spec, list):
+            out[name] = {"kind": "categorical", "values": spec}
+        elif isinstance(spec, tuple):
+            kind = "integer" if all(isinstance(v, int) for v in spec) else "continuous"
+            out[name] = {"kind": kind, "range": list(spec)}
+        elif isinstance(spec, dict):
+            out[name] = {"kind": "continuous", "range_per_class": {k: list(v) for k, v in spec.items()}}
+        else:
+            out[name] = {"kind": "other", "description": str(spec)}
+    return out
+
+
 def attributes(config: SynthConfig) -> dict[str, Any]:
     """Dataset-level metadata: generator, config and the description of every factor."""
     mod = config.module
@@ -158,8 +175,8 @@ def attributes(config: SynthConfig) -> dict[str, Any]:
         "generator_version": GENERATOR_VERSION,
         "config": asdict(config),
         "num_subjects": num_subjects(config.videos, len(mod.CLASSES), config.subjects),
-        "appearance_factors": mod.APPEARANCE_FACTORS,
-        "motion_factors": mod.MOTION_FACTORS,
+        "appearance_factors": factor_schema(mod.APPEARANCE_FACTORS),
+        "motion_factors": factor_schema(mod.MOTION_FACTORS),
     }
 
 

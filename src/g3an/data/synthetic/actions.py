@@ -93,16 +93,7 @@ APPEARANCE_FACTORS: dict[str, Any] = {
     "floor": list(FLOOR),
     "ground": (0.84, 0.92),
 }
-#: Motion nuisances, per video.
-MOTION_FACTORS: dict[str, Any] = {
-    "period": "frames per action cycle (range depends on the action)",
-    "phase": (0.0, 1.0),
-    "amplitude": (0.8, 1.15),
-    "direction": ["left", "right"],
-    "start_x": (0.0, 1.0),
-    "travel": (0.25, 0.5),
-}
-
+#: Frames per action cycle: the range of each action.
 PERIOD = {
     "bend": (30.0, 44.0),
     "jack": (14.0, 22.0),
@@ -115,6 +106,17 @@ PERIOD = {
     "wave1": (10.0, 16.0),
     "wave2": (12.0, 18.0),
 }
+
+#: Motion nuisances, per video.
+MOTION_FACTORS: dict[str, Any] = {
+    "period": PERIOD,
+    "phase": (0.0, 1.0),
+    "amplitude": (0.8, 1.15),
+    "direction": ["left", "right"],
+    "start_x": (0.0, 1.0),
+    "travel": (0.25, 0.5),
+}
+
 
 # Body proportions in units of the body height.
 HEAD_R, NECK, TORSO = 0.068, 0.035, 0.29
@@ -432,15 +434,28 @@ def _local(c: np.ndarray, fwd: np.ndarray, hu: np.ndarray, xy: np.ndarray) -> np
     return c[:, None, :] + xy[None, :, :1] * fwd[:, None, :] + xy[None, :, 1:] * hu[:, None, :]
 
 
+def _head_frame(j: dict[str, Any], side_view: bool, d: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head centre, up and forward unit vectors ``(T, 2)`` (forward: the face in profile, +x from the front)."""
+    c, hu = j["head"], j["head_up"]
+    return c, hu, np.stack([-hu[:, 1], hu[:, 0]], -1) * (d if side_view else 1.0)
+
+
+def _draw_long_hair(sc: Scene, j: dict[str, Any], look: _Look, u: float, side_view: bool, d: float) -> None:
+    """Long hair falls behind the neck and shoulders, so it is drawn before them."""
+    r = HEAD_R * u
+    c, hu, fwd = _head_frame(j, side_view, d)
+    if side_view:
+        sc.capsule(c - 0.2 * r * fwd, c - 2.0 * r * hu - 0.55 * r * fwd, 1.0 * r, 0.75 * r, shade(look.hair, 0.9))
+    else:
+        sc.capsule(c - 0.2 * r * hu, c - 2.1 * r * hu, 1.22 * r, 1.05 * r, shade(look.hair, 0.9))
+
+
 def _draw_head(sc: Scene, j: dict[str, Any], look: _Look, u: float, side_view: bool, d: float) -> None:
     r = HEAD_R * u
-    c, hu = j["head"], j["head_up"]
-    fwd = np.stack([-hu[:, 1], hu[:, 0]], -1) * (d if side_view else 1.0)  # forward in profile, +x from the front
+    c, hu, fwd = _head_frame(j, side_view, d)
     hair = look.hair
     back = -0.35 if side_view else 0.0
-    if look.style == "long":
-        sc.capsule(c + 0.6 * back * r * fwd, c - 1.7 * r * hu + back * r * fwd, 1.02 * r, 0.9 * r, shade(hair, 0.9))
-    elif look.style == "curly":
+    if look.style == "curly":
         sc.circle(c + 0.3 * r * hu + 0.6 * back * r * fwd, 1.32 * r, hair)
     elif look.style == "bun":
         sc.circle(c + 0.95 * r * hu + 1.4 * back * r * fwd, 0.5 * r, hair)
@@ -472,6 +487,8 @@ def _draw_figure(sc: Scene, j: dict[str, Any], look: _Look, u: float, side_view:
     else:
         _draw_leg(sc, j["a"], look, u, 1.0)
         _draw_leg(sc, j["b"], look, u, 1.0)
+    if look.style == "long":
+        _draw_long_hair(sc, j, look, u, side_view, d)
     sc.capsule(chest, j["neck"] + 0.3 * HEAD_R * u * up, 0.028 * u, 0.026 * u, shade(look.skin, 0.92))
     if side_view:
         sc.capsule(pelvis + 0.02 * u * up, chest - 0.01 * u * up, 0.058 * b * u, 0.066 * b * u, look.shirt)

@@ -92,20 +92,25 @@ class Scene:
 
     def __init__(self, frames: int, ss: int) -> None:
         self.frames, self.ss = frames, ss
-        self._items: list[tuple[str, list, Color, int, np.ndarray | None]] = []
+        self._items: list[tuple[str, np.ndarray, Color, int, np.ndarray | None]] = []
 
-    def _points(self, pts: np.ndarray) -> list:
-        """Per-frame flat integer canvas coordinates. Pillow rasterises on the integer grid, so rounding here
-        loses nothing and keeps the output independent of how a platform rounds floats inside Pillow."""
+    def _points(self, pts: np.ndarray) -> np.ndarray:
+        """Per-frame flat canvas coordinates ``(T, 2N)``, rounded to integers.
+
+        Pillow rasterises on the integer grid, so rounding here loses nothing and keeps the output
+        independent of how a platform rounds inside Pillow. The rows are float32 buffers, which
+        Pillow reads directly (no conversion to Python lists).
+        """
         p = np.broadcast_to(np.asarray(pts, np.float64), (self.frames, *np.shape(pts)[-2:]))
-        return np.rint(p * self.ss).astype(np.int32).reshape(self.frames, -1).tolist()
+        return np.ascontiguousarray(np.rint(p * self.ss).reshape(self.frames, -1), dtype=np.float32)
 
-    def _boxes(self, c: np.ndarray, rx: Any, ry: Any) -> list:
+    def _boxes(self, c: np.ndarray, rx: Any, ry: Any) -> np.ndarray:
         c = np.broadcast_to(np.asarray(c, np.float64), (self.frames, 2)) * self.ss
         rx = np.broadcast_to(np.asarray(rx, np.float64), (self.frames,)) * self.ss
         ry = np.broadcast_to(np.asarray(ry, np.float64), (self.frames,)) * self.ss
-        boxes = np.rint(np.stack([c[:, 0] - rx, c[:, 1] - ry, c[:, 0] + rx - 1, c[:, 1] + ry - 1], 1)).astype(np.int32)
-        return np.maximum(boxes, boxes[:, [0, 1, 0, 1]]).tolist()  # a box must not be inverted
+        boxes = np.rint(np.stack([c[:, 0] - rx, c[:, 1] - ry, c[:, 0] + rx - 1, c[:, 1] + ry - 1], 1))
+        boxes = np.maximum(boxes, boxes[:, [0, 1, 0, 1]])  # a box must not be inverted
+        return np.ascontiguousarray(boxes, dtype=np.float32)
 
     def polygon(self, pts: np.ndarray, fill: Color, visible: np.ndarray | None = None) -> None:
         """Filled polygons ``(T, N, 2)`` (or ``(N, 2)`` for all frames)."""

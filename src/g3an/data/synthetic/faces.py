@@ -346,9 +346,11 @@ def render(appearance: dict[str, Any], motion: dict[str, Any], label: int, size:
         sc.polygon(head(back), shade(hair, 0.85))
     for s in (-1, 1):  # ears
         sc.ellipse(head.point([s * 0.97 * a, 0.02 * b]), head.px(0.028), head.px(0.05), shade(skin, 0.88), n=16)
-    sc.polygon(head(_outline(app["face_shape"], a)), skin)
+    outline = _outline(app["face_shape"], a)
+    sc.polygon(head(outline * 1.035), shade(skin, 0.68))  # a thin darker rim keeps the face apart from hair
+    sc.polygon(head(outline), skin)
 
-    _draw_eyes(sc, head, app, e, a, b, skin, motion["gaze"])
+    _draw_eyes(sc, head, app, e, a, b, motion["gaze"])
     _draw_brows(sc, head, app, e, a, b, hair)
     _draw_nose(sc, head, app, e, b, skin)
     _draw_mouth(sc, head, app, e, b, skin, hair)
@@ -361,35 +363,37 @@ def render(appearance: dict[str, Any], motion: dict[str, Any], label: int, size:
 
 
 def _draw_eyes(sc: Scene, head: _Head, app: dict[str, Any], e: dict[str, np.ndarray], a: float, b: float,
-               skin: tuple[int, int, int], gaze: float) -> None:  # fmt: skip
-    ew = 0.052 * app["eye_size"]
-    base_h = 0.027 * app["eye_size"]
-    xs = np.linspace(-1, 1, 13)
-    prof = (1 - xs**2) ** 0.8
+               gaze: float) -> None:  # fmt: skip
+    ew = 0.052 * app["eye_size"]  # half-width
+    base_h = 0.027 * app["eye_size"]  # upper-lid height when neutral
     open_up = np.clip(1 + 0.65 * e["eye"] - 0.9 * e["blink"], 0.04, 2.0) * (1 - e["blink"] * 0.96)
     open_lo = np.clip(1 - 0.5 * e["lower_lid"] - 0.9 * e["blink"] + 0.15 * np.clip(e["eye"], 0, 1), 0.04, 2.0)
     ey = -0.02 * b / 0.3
-    iris = EYE_COLOR[app["eye_color"]]
+    iris_color = EYE_COLOR[app["eye_color"]]
+    ir = 0.02 * app["eye_size"]
+    ring = np.linspace(0, 2 * np.pi, 18, endpoint=False)
     for s in (-1, 1):
         ex = s * 0.4 * a * app["eye_spacing"]
-        x = ex + ew * xs
-        upper = ey - base_h * open_up[:, None] * prof[None] * (1 + 0.15 * xs * s)[None]
-        lower = ey + 0.75 * base_h * open_lo[:, None] * prof[None]
+
+        def lids(x: np.ndarray, ex: float = ex, s: int = s) -> tuple[np.ndarray, np.ndarray]:
+            """Upper and lower lid heights ``(T, N)`` above face x positions ``x`` (``(N,)`` or ``(T, N)``)."""
+            xn = np.clip((x - ex) / ew, -1, 1)
+            prof = (1 - xn**2) ** 0.8
+            return (ey - base_h * open_up[:, None] * prof * (1 + 0.15 * xn * s),
+                    ey + 0.75 * base_h * open_lo[:, None] * prof)  # fmt: skip
+
+        x = ex + ew * np.linspace(-1, 1, 13)
+        upper, lower = lids(x)
         sc.polygon(head(np.concatenate([_curve(x, upper), _curve(x[::-1], lower[:, ::-1])], 1)), (250, 250, 248))
-        ir = 0.02 * app["eye_size"]
+        # Iris and pupil: disks clipped to the opening by clamping their outlines between the lids.
         c = np.array([ex + gaze * 0.4 * ew, ey + 0.003])
-        sc.circle(head.point(c), head.px(ir), iris)
-        sc.circle(head.point(c), head.px(0.45 * ir), (16, 14, 14))
-        sc.circle(head.point(c + np.array([0.3 * ir, -0.35 * ir])), head.px(0.2 * ir), (255, 255, 255))
-        # Lids: skin above the upper and below the lower lid hides the overflow of the iris.
-        xw = ex + 1.25 * ew * xs
-        prof_w = (1 - xs**2) ** 0.8
-        up_w = ey - base_h * open_up[:, None] * prof_w[None] * (1 + 0.15 * xs * s)[None]
-        lo_w = ey + 0.75 * base_h * open_lo[:, None] * prof_w[None]
-        cover_up = np.concatenate([_curve(xw, up_w), _curve(xw[::-1], np.full_like(up_w, ey - 0.07))], 1)
-        cover_lo = np.concatenate([_curve(xw, lo_w), _curve(xw[::-1], np.full_like(lo_w, ey + 0.05))], 1)
-        sc.polygon(head(cover_up), skin)
-        sc.polygon(head(cover_lo), skin)
+        for radius, color in ((ir, iris_color), (0.45 * ir, (16, 14, 14))):
+            px = np.broadcast_to(c[0] + radius * np.cos(ring), (len(open_up), len(ring)))
+            up, lo = lids(px)
+            py = np.clip(c[1] + radius * np.sin(ring)[None], up, lo)
+            sc.polygon(head(np.stack([px, py], -1)), color)
+        glint = c + np.array([0.3 * ir, -0.35 * ir])
+        sc.circle(head.point(glint), head.px(0.2 * ir), (255, 255, 255), visible=open_up > 0.6)
         sc.line(head(_curve(x, upper)), head.px(0.008), _DARK)
 
 
