@@ -72,8 +72,8 @@ def _cpus() -> list[int]:
     type=click.IntRange(min=1),
     default=None,
     metavar="K",
-    help="Subjects (fixed appearance combinations). Default: one per class count of videos, so every "
-    "subject performs every class once.",
+    help="Subjects (fixed appearance combinations). Default: videos / classes, so every subject performs "
+    "every class once.",
 )
 @click.option(
     "--test-fraction",

@@ -208,11 +208,11 @@ class _Head:
     """Maps face coordinates (origin at the face centre, y down, ``unit`` pixels per unit) to pixels."""
 
     def __init__(self, unit: float, center: tuple[float, float], transform: np.ndarray) -> None:
-        self.size, self.center, self.m = unit, np.asarray(center, np.float64), transform
+        self.unit, self.center, self.m = unit, np.asarray(center, np.float64), transform
 
     def __call__(self, pts: np.ndarray) -> np.ndarray:
         """``(N, 2)`` or ``(T, N, 2)`` face coordinates -> ``(T, N, 2)`` pixels."""
-        p = np.asarray(pts, np.float64) * self.size + self.center
+        p = np.asarray(pts, np.float64) * self.unit + self.center
         x, y = p[..., 0], p[..., 1]  # (N,) or (T, N)
         m = self.m[:, :, :, None]  # (T, 2, 3, 1)
         return np.stack(
@@ -224,7 +224,8 @@ class _Head:
         return self(np.asarray(xy, np.float64)[..., None, :])[:, 0]
 
     def px(self, length: float) -> float:
-        return length * self.size
+        """A length in face units, in pixels."""
+        return length * self.unit
 
 
 def _curve(xs: np.ndarray, y: np.ndarray) -> np.ndarray:
