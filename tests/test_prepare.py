@@ -414,6 +414,9 @@ def test_folder_classes_workers_and_restart_are_identical(tmp_path: Path) -> Non
 
     with pytest.raises(FileExistsError):
         prepare_dataset("folder", src, tmp_path / "one", size=24, progress=False)
+    with prepare_common._exclusive(tmp_path / "five"), pytest.raises(FileExistsError, match="another process"):
+        prepare_dataset("folder", src, tmp_path / "five", size=24, progress=False)
+    assert not (tmp_path / ".five.prepare-lock").exists()
     unlabeled = prepare_dataset("folder", src / "cats", tmp_path / "cats", size=24, progress=False)
     assert unlabeled.dataset.classes == () and len(unlabeled.dataset) == 3
 

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,8 +230,10 @@ class PrepareResult:
     def summary(self) -> str:
         """A short human-readable summary (what the CLI prints)."""
         ds = self.dataset
-        lines = [f"prepared {ds.path}: {len(ds)} videos, {ds.total_frames} frames, {ds.height}x{ds.width}, "
-                 f"{len(ds.classes)} classes, splits {ds.splits()}"]  # fmt: skip
+        splits = ds.splits()
+        split_text = "no split" if set(splits) == {""} else ", ".join(f"{k or '(none)'} {n}" for k, n in splits.items())
+        lines = [f"prepared {ds.path}: {len(ds)} videos, {ds.total_frames} frames of {ds.height}x{ds.width} at "
+                 f"{ds.fps:g} fps, {len(ds.classes)} classes, {split_text}"]  # fmt: skip
         if self.resumed:
             lines.append(f"  continued an interrupted run ({self.resumed} videos were already stored)")
         if self.face_stats:
@@ -664,11 +667,38 @@ def prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, 
         FileExistsError: ``out`` exists and ``overwrite`` is false.
         ValueError: no video could be prepared.
     """
-    from tqdm import tqdm
-
     src, out = Path(src), Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (pass --overwrite to replace it)")
+    with _exclusive(out):
+        return _prepare(scan, pre, src, out, kind, workers, overwrite, progress, on_video)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold a lock beside ``out`` so two runs never write the same ``OUT.partial`` (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    lock_path = out.with_name(f".{out.name}.prepare-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(f"{out} is being prepared by another process (it holds {lock_path})") from None
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+
+
+def _prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str, workers: int, overwrite: bool,
+             progress: bool, on_video: Callable[[int], None] | None) -> PrepareResult:  # fmt: skip
+    from tqdm import tqdm
+
     items = sorted(scan.items, key=lambda it: it.id)
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
