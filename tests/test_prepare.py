@@ -196,7 +196,7 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     (src / "moshe_side.avi").write_bytes(bytes(damaged))  # decoding fails part-way: corrupt
     before = tree_digest(src)
 
-    res = prepare_dataset("weizmann", src, tmp_path / "out", size=32, flip=True, progress=False)
+    res = prepare_dataset("weizmann", src, tmp_path / "out", size=32, flip=True, test_subjects=["lena"], progress=False)
     assert tree_digest(src) == before
     ds = open_dataset(tmp_path / "out", verify=True)
     assert ds.classes == ("bend", "jack", "jump", "pjump", "run", "side", "skip", "walk", "wave1", "wave2")
@@ -210,6 +210,11 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     assert by_id["daria_wave1"][1].label == 8 and by_id["daria_walk"][1].num_frames == 30
     j, vf = by_id["lena_run2_flip"]
     assert vf.factors["flipped"] is True and np.array_equal(ds.frames(j), ds.frames(i)[:, :, ::-1])
+    assert {v.id: v.split for v in ds.videos if v.split == "test"}.keys() == {
+        "lena_run1", "lena_run1_flip", "lena_run2", "lena_run2_flip"}  # fmt: skip
+    assert ds.splits() == {"train": 8, "test": 4}
+    with pytest.raises(ValueError, match="no video"):
+        prepare_dataset("weizmann", src, tmp_path / "x", test_subjects=["nobody"], progress=False)
     k, _ = by_id["ido_jump"]
     gray = ds.frames(k)
     assert np.array_equal(gray[..., 0], gray[..., 1])
@@ -373,7 +378,7 @@ def test_folder_classes_workers_and_restart_are_identical(tmp_path: Path) -> Non
     src = tmp_path / "raw"
     _folder_tree(src)
     one = prepare_dataset("folder", src, tmp_path / "one", size=24, progress=False)
-    assert one.dataset.classes == ("cats", "dogs")
+    assert one.dataset.classes == ("cats", "dogs") and one.dataset.splits() == {"train": 6}
     assert [(v.id, v.label, v.num_frames) for v in one.dataset.videos] == [
         ("cats/a", 0, 20), ("cats/b", 0, 18), ("cats/c", 0, 17), ("dogs/e", 1, 16), ("dogs/sub/d", 1, 19),
         ("loose", -1, 21),
@@ -390,12 +395,8 @@ def test_folder_classes_workers_and_restart_are_identical(tmp_path: Path) -> Non
         if n == 3:
             raise Stop
 
-    from g3an.data.prepare.common import prepare
-
-    found = scan("folder", src)
-    pre = Preprocess(size=24)
     with pytest.raises(Stop):
-        prepare(found, pre, src, tmp_path / "three", "folder", progress=False, on_video=stop_after_3)
+        prepare_dataset("folder", src, tmp_path / "three", size=24, progress=False, on_video=stop_after_3)
     assert (tmp_path / "three.partial").is_dir() and not (tmp_path / "three").exists()
     again = prepare_dataset("folder", src, tmp_path / "three", size=24, workers=2, progress=False)
     assert again.resumed == 3
@@ -408,7 +409,7 @@ def test_folder_classes_workers_and_restart_are_identical(tmp_path: Path) -> Non
 
     # a .partial left by a run with other options is not continued
     with pytest.raises(Stop):
-        prepare(found, pre, src, tmp_path / "four", "folder", progress=False, on_video=stop_after_3)
+        prepare_dataset("folder", src, tmp_path / "four", size=24, progress=False, on_video=stop_after_3)
     other = prepare_dataset("folder", src, tmp_path / "four", size=24, progress=False, labels=False)
     assert other.resumed == 0 and other.dataset.classes == ()
 
@@ -485,7 +486,7 @@ def test_training_starts_on_prepared_data(tmp_path: Path) -> None:
     prepare_dataset("folder", src, out, size=32, progress=False)
     cfg = TrainConfig.from_dict({
         "model": "g3an", "data": str(out), "batch_size": 2, "steps": 1, "workers": 0, "device": "cpu",
-        "sample_every": 0, "split": None,
+        "sample_every": 0,
         "model_config": {"ch": 4, "ch_d": 4, "dim_z_a": 8, "dim_z_m": 4, "resolution": 32, "fsa_level": 2},
     })  # fmt: skip
     fit(cfg, tmp_path / "run")

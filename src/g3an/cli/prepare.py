@@ -80,6 +80,13 @@ _KINDS = ("mug", "uva-nemo", "weizmann", "ucf101", "folder")
     metavar="N",
     help="ucf101: which official train/test split (trainlist0N.txt / testlist0N.txt).",
 )
+@click.option(
+    "--test-subjects",
+    default="",
+    metavar="A,B,...",
+    help="Datasets without an official split (all but ucf101) put every video in split 'train'; "
+    "the videos of these subjects go to 'test'.",
+)
 @click.option("--no-labels", is_flag=True, help="folder: do not use sub-folders as classes.")
 @click.option(
     "--fps",
@@ -127,9 +134,9 @@ _KINDS = ("mug", "uva-nemo", "weizmann", "ucf101", "folder")
 @click.option("--overwrite", is_flag=True, help="Replace an existing DIR.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def prepare_cmd(kind: str, src: Path, out: Path, size: int, workers: int, min_frames: int, frame_step: int,
-                max_frames: int, flip: bool, split_index: int, no_labels: bool, fps: float | None, crop: str,
-                face_min_fraction: float, face_margin: float, face_window: int, face_every: int, overwrite: bool,
-                quiet: bool) -> None:  # fmt: skip
+                max_frames: int, flip: bool, split_index: int, test_subjects: str, no_labels: bool,
+                fps: float | None, crop: str, face_min_fraction: float, face_margin: float, face_window: int,
+                face_every: int, overwrite: bool, quiet: bool) -> None:  # fmt: skip
     """Turn the raw dataset in RAW_DIR into the prepared dataset DIR.
 
     The kind is mug, uva-nemo, weizmann, ucf101 or folder (one class per sub-folder, or none). Restartable:
@@ -165,7 +172,8 @@ def prepare_cmd(kind: str, src: Path, out: Path, size: int, workers: int, min_fr
 
             haar_detector()
         result = prepare_dataset(kind, src, out, size=size, workers=workers, preprocess=pre, split_index=split_index,
-                                 labels=not no_labels, fps=fps, overwrite=overwrite, progress=not quiet)  # fmt: skip
+                                 labels=not no_labels, fps=fps, overwrite=overwrite, progress=not quiet,
+                                 test_subjects=[t.strip() for t in test_subjects.split(",") if t.strip()])  # fmt: skip
     except ImportError as err:
         raise click.ClickException(f"face crop: {err}") from None
     except (ValueError, FileExistsError, FileNotFoundError) as err:

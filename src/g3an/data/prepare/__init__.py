@@ -13,6 +13,7 @@ Each kind knows its raw layout and labels (see the modules of this package and `
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,9 +60,22 @@ def scan(kind: str, src: str | os.PathLike, split_index: int = 1, labels: bool =
     raise ValueError(f"unknown dataset kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
+def _subject_split(found: ScanResult, test_subjects: Sequence[str]) -> ScanResult:
+    """Every video in ``"train"``, those of ``test_subjects`` in ``"test"``."""
+    test = {str(t) for t in test_subjects}
+    unknown = sorted(test - {it.subject for it in found.items})
+    if unknown:
+        known = sorted({it.subject for it in found.items if it.subject})
+        raise ValueError(f"test subjects {unknown} have no video (subjects: {known})")
+    found.items = [replace(it, split="test" if it.subject in test else "train") for it in found.items]
+    found.attributes["split_source"] = f"test subjects {sorted(test)}" if test else "none: every video in train"
+    return found
+
+
 def prepare_dataset(kind: str, src: str | os.PathLike, out: str | os.PathLike, size: int = 64, workers: int = 1,
                     preprocess: Preprocess | None = None, split_index: int = 1, labels: bool = True,
-                    fps: float | None = None, overwrite: bool = False, progress: bool = True,
+                    fps: float | None = None, test_subjects: Sequence[str] = (), overwrite: bool = False,
+                    progress: bool = True, on_video: Callable[[int], None] | None = None,
                     **options: object) -> PrepareResult:  # fmt: skip
     """Prepare the raw dataset ``src`` of ``kind`` into ``out`` (restartable; ``src`` is only read).
 
@@ -75,8 +89,12 @@ def prepare_dataset(kind: str, src: str | os.PathLike, out: str | os.PathLike, s
         split_index: UCF101 split (1, 2 or 3).
         labels: ``folder`` only: use top-level sub-folders as classes.
         fps: frame rate to record (default: the dataset's, or the first video's for ``folder``).
+        test_subjects: datasets without an official split (all but UCF101) put every video in split
+            ``"train"`` (the paper trains on all of them); the videos of these subjects go to ``"test"``.
         overwrite: replace an existing ``out``.
         progress: show a progress bar.
+        on_video: called with the number of videos stored after each one (an exception raised there
+            interrupts the run like Ctrl-C: ``OUT.partial`` is kept and the same call continues it).
         **options: overrides of the :class:`Preprocess` fields (``flip=True``, ``min_frames=8``, ...).
 
     Returns:
@@ -90,7 +108,21 @@ def prepare_dataset(kind: str, src: str | os.PathLike, out: str | os.PathLike, s
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         found.fps = float(fps)
+    if kind != "ucf101":
+        found = _subject_split(found, test_subjects)
+    elif test_subjects:
+        raise ValueError("ucf101 has official splits (--split-index); test subjects cannot be chosen")
     if not found.items:
         reasons = sorted({s.reason for s in found.skipped})
         raise ValueError(f"{src}: no {kind} video found" + (f" (skipped: {', '.join(reasons)})" if reasons else ""))
-    return prepare(found, pre, Path(src), Path(out), kind, workers=workers, overwrite=overwrite, progress=progress)
+    return prepare(
+        found,
+        pre,
+        Path(src),
+        Path(out),
+        kind,
+        workers=workers,
+        overwrite=overwrite,
+        progress=progress,
+        on_video=on_video,
+    )
