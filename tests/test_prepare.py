@@ -24,6 +24,7 @@ from g3an.data.prepare.common import (
     decode_video,
     natural_key,
     read_frame_folder,
+    resize_frames,
     scale_center_crop,
     short_side_center_crop,
 )
@@ -471,6 +472,14 @@ def test_cli_prepare(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "--src" in r.output
     r = runner.invoke(main, ["data", "prepare", "folder", "--src", str(src), "--out", str(src / "inside")])
     assert r.exit_code != 0 and "must not be inside --src" in r.output
+    r = runner.invoke(main, ["data", "prepare", "folder", "--src", str(src / "cats"), "--out", str(tmp_path / "s"),
+                             "--size", "16", "--frame-step", "2", "--max-frames", "6", "--min-frames", "4",
+                             "--crop", "stretch", "--fps", "10", "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    small = open_dataset(tmp_path / "s")
+    assert small.fps == 5.0 and [v.num_frames for v in small.videos] == [6, 6, 6]
+    full = decode_video(src / "cats" / "a.mp4")[0]
+    assert np.array_equal(small.frames(0), resize_frames(full[:12:2], 16, 16))
     r = runner.invoke(main, ["data", "prepare", "--help"])
     assert r.exit_code == 0 and "--min-frames" in r.output
 
