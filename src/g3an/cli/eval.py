@@ -22,8 +22,8 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
     out = {}
     for item in items:
         if "=" not in item:
-            raise click.BadParameter(f"{item!r}: use EXTRACTOR=FILE, e.g. resnext101_kinetics400=resnext-101-kinetics.pth",
-                                     param_hint="--weights")  # fmt: skip
+            example = "resnext101_kinetics400=resnext-101-kinetics.pth"
+            raise click.BadParameter(f"{item!r}: use EXTRACTOR=FILE, e.g. {example}", param_hint="--weights")
         name, path = item.split("=", 1)
         if not Path(path).is_file():
             raise click.BadParameter(f"{path}: no such file", param_hint="--weights")
