@@ -700,10 +700,9 @@ def _prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str,
     from tqdm import tqdm
 
     items = sorted(scan.items, key=lambda it: it.id)
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
-        raise ValueError(f"duplicate video ids from the scan: {dup}")
+    dup = sorted(i for i, n in Counter(it.id for it in items).items() if n > 1)
+    if dup:
+        raise ValueError(f"duplicate video ids from the scan: {dup[:5]}")
     fps = scan.fps / pre.frame_step
     options = {"kind": kind, "src": str(src.resolve()), "preprocess": asdict(pre), "classes": scan.classes,
                "fps": fps, "items": _items_digest(items)}  # fmt: skip
