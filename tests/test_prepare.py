@@ -187,6 +187,7 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     _bad_files(src, {"corrupt": "eli_bend", "garbage": "eli_side", "empty": "ira_skip", "short": "ira_jack"})
     (src / "readme.avi").write_bytes(b"x")
     (src / "notes.doc").write_bytes(b"x")
+    (src / "walk.zip").write_bytes(b"PK")
     whole = write_video(tmp_path / "whole.avi", _moving(40, seed=6), "mpeg4").read_bytes()
     (src / "moshe_skip.avi").write_bytes(whole[: int(len(whole) * 0.9)])  # truncated: usable, with a warning
     damaged = bytearray(whole)
@@ -227,14 +228,15 @@ def test_weizmann_labels_flip_skips_and_source_untouched(tmp_path: Path) -> None
     reasons = {s["path"]: s["reason"] for s in report["skipped"]}
     assert reasons == {"eli_bend.mp4": "unreadable", "eli_side.avi": "unreadable", "ira_skip.avi": "empty",
                        "ira_jack.avi": "too_short", "readme.avi": "unrecognised_name",
-                       "notes.doc": "not_a_video", "moshe_side.avi": "corrupt"}  # fmt: skip
+                       "notes.doc": "not_a_video", "moshe_side.avi": "corrupt", "walk.zip": "not_a_video"}  # fmt: skip
     assert report["written"] == 12 and report["skipped_by_reason"]["unreadable"] == 2
     assert [w["id"] for w in report["warnings"]] == ["moshe_skip"]
     assert "decoding failed after" in next(x["detail"] for x in report["skipped"] if x["path"] == "moshe_side.avi")
     assert "frames the container declares" in report["warnings"][0]["detail"]
     assert 16 <= by_id["moshe_skip"][1].num_frames < 40
     text = res.summary()
-    assert "skipped 7" in text and "too_short 1" in text and "prepare_report.json" in text
+    assert "walk.zip: not_a_video (an archive: extract it first)" in text
+    assert "skipped 8" in text and "too_short 1" in text and "prepare_report.json" in text
     assert "1 videos stored with a warning" in text
 
 

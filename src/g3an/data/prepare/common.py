@@ -66,7 +66,9 @@ VIDEO_EXTENSIONS = frozenset(
 #: Image files that make a directory a "folder of frames" video.
 FRAME_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
 #: Files a scan ignores silently (annotations, archives, notes).
-IGNORED_EXTENSIONS = frozenset({".txt", ".csv", ".json", ".md", ".xml", ".pdf", ".zip", ".tar", ".gz", ".xls", ".xlsx"})
+IGNORED_EXTENSIONS = frozenset({".txt", ".csv", ".json", ".md", ".xml", ".pdf", ".xls", ".xlsx"})
+#: Archives are reported (``not_a_video``, "extract it first"): datasets ship as zip / rar files.
+ARCHIVE_EXTENSIONS = frozenset({".zip", ".rar", ".7z", ".tar", ".gz", ".tgz", ".bz2", ".xz"})
 #: The skip report written into the prepared dataset directory.
 REPORT_FILE = "prepare_report.json"
 #: Options of the interrupted run, kept in ``OUT.partial`` so a resume with other options starts afresh.
@@ -291,6 +293,8 @@ def find_sources(root: Path, rel_to: Path | None = None) -> tuple[list[Path], li
                     walk(p)
             elif p.suffix.lower() in VIDEO_EXTENSIONS:
                 found.append(p)
+            elif p.suffix.lower() in ARCHIVE_EXTENSIONS:
+                stray.append(Skip(p.relative_to(rel_to).as_posix(), "not_a_video", "an archive: extract it first"))
             elif p.suffix.lower() not in IGNORED_EXTENSIONS and p.suffix.lower() not in FRAME_EXTENSIONS:
                 stray.append(Skip(p.relative_to(rel_to).as_posix(), "not_a_video", f"unknown extension {p.suffix!r}"))
 
