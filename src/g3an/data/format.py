@@ -418,6 +418,7 @@ class PreparedDataset:
 
     Attributes:
         path: the dataset directory.
+        frames_path: the frames file (``frames.npy``).
         meta: the parsed ``meta.json``.
         height: frame height in pixels.
         width: frame width in pixels.
@@ -441,6 +442,7 @@ class PreparedDataset:
         self.labels = np.array([v.label for v in videos], dtype=np.int64)
         self.num_frames = np.array([v.num_frames for v in videos], dtype=np.int64)
         self.offsets = np.array([v.offset for v in videos], dtype=np.int64)
+        self.frames_path = path / str(meta.get("frames_file", FRAMES_FILE))
         self._array: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -459,7 +461,7 @@ class PreparedDataset:
     def array(self) -> np.ndarray:
         """All frames, ``(total_frames, H, W, 3)`` uint8, memory-mapped read-only."""
         if self._array is None:
-            self._array = np.memmap(self.path / FRAMES_FILE, dtype=np.uint8, mode="r", offset=self._data_offset,
+            self._array = np.memmap(self.frames_path, dtype=np.uint8, mode="r", offset=self._data_offset,
                                     shape=(self.total_frames, self.height, self.width, 3))  # fmt: skip
         return self._array
 
@@ -487,12 +489,12 @@ class PreparedDataset:
     def verify(self) -> None:
         """Re-read every frame and check the stored SHA-256 and content hash; raises :class:`DatasetError`."""
         sha = hashlib.sha256()
-        with open(self.path / FRAMES_FILE, "rb") as f:
+        with open(self.frames_path, "rb") as f:
             f.seek(self._data_offset)
             while chunk := f.read(_HASH_CHUNK):
                 sha.update(chunk)
         if sha.hexdigest() != self.meta["frames_sha256"]:
-            raise DatasetError(f"{self.path / FRAMES_FILE}: frame bytes do not match the SHA-256 in {META_FILE}")
+            raise DatasetError(f"{self.frames_path}: frame bytes do not match the SHA-256 in {META_FILE}")
         expected = content_hash(sha.hexdigest(), self.height, self.width, self.fps, self.classes, self.videos)
         if expected != self.content_hash:
             raise DatasetError(f"{self.path / META_FILE}: content hash does not match the metadata")
@@ -566,7 +568,10 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> PreparedDatas
         raise DatasetError(f"{meta_path}: videos cover {end} frames but total_frames is {total}")
     if len({v.id for v in videos}) != len(videos):
         raise DatasetError(f"{meta_path}: duplicate video ids")
-    frames_path = root / str(meta.get("frames_file", FRAMES_FILE))
+    frames_name = str(meta.get("frames_file", FRAMES_FILE))
+    if Path(frames_name).name != frames_name:
+        raise DatasetError(f"{meta_path}: frames_file must be a file name inside the dataset, got {frames_name!r}")
+    frames_path = root / frames_name
     if not frames_path.is_file():
         raise DatasetError(f"{frames_path}: missing frames file")
     shape, data_offset = _read_npy_shape(frames_path)
