@@ -348,3 +348,12 @@ def test_cli_trains_on_the_embedded_dataset_with_samples_and_resume(tmp_path: Pa
     ckpt = load_checkpoint(latest_checkpoint(run))
     assert ckpt["counters"]["step"] == 3
     assert ckpt["meta"]["class_names"][:3] == ["bend", "jack", "jump"] and len(ckpt["meta"]["class_names"]) == 10
+
+
+def test_each_model_family_trains_with_its_recipe_unless_told_otherwise() -> None:
+    recipes = {"g3an": (16, (1, 2, 3, 4)), "vgan": (64, (1,)), "tgan": (32, (1,)), "mocogan": (32, (2,))}
+    for model, (batch, steps) in recipes.items():
+        cfg = TrainConfig.from_dict({"model": model})
+        assert (cfg.batch_size, cfg.time_steps) == (batch, steps), model
+    cfg = TrainConfig.from_dict({"model": "tgan", "batch_size": 8, "time_steps": [1, 2]})
+    assert (cfg.batch_size, cfg.time_steps) == (8, (1, 2))

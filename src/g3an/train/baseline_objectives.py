@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,8 @@ class VGANObjective(Objective):
     are updated as often as in the original.
     """
 
+    # the original recipe: batch and frame step of its training clips
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 64, "time_steps": (1,)}
     phases = (Phase("D", "discriminator", ("D",)), Phase("G", "generator", ("G",)))
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
@@ -101,6 +103,7 @@ class TGANObjective(Objective):
     statistics alone, so they are updated once per batch (fake, then real), as in the original.
     """
 
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32, "time_steps": (1,)}
     phases = (Phase("G", "generator", ("G",)), Phase("D", "discriminator", ("D",)))
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
@@ -152,6 +155,7 @@ class MoCoGANObjective(Objective):
     betas (0.5, 0.999), weight decay 1e-5 for G, D_I and D_V. The image batch is the video batch size.
     """
 
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32, "time_steps": (2,)}
     phases = (
         Phase("D_I", "discriminator", ("D_I",)),
         Phase("D_V", "discriminator", ("D_V",)),

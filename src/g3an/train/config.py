@@ -57,9 +57,11 @@ class TrainConfig:
         data: prepared dataset directory.
         split: dataset split to train on (``None``: every video).
         num_frames: frames per training clip; the model's ``num_frames`` follows it.
-        time_steps: temporal strides drawn uniformly per clip (the paper: 1..4).
+        time_steps: temporal strides drawn uniformly per clip (``None``: the model family's recipe; G3AN: 1..4
+            as the paper; VGAN and TGAN: 1; MoCoGAN: 2).
         flip: random horizontal flip of whole clips (the paper uses it on Weizmann).
-        batch_size: global batch (videos per step over all processes).
+        batch_size: global batch (videos per step over all processes; ``None``: the model family's recipe,
+            G3AN 16, VGAN 64, TGAN and MoCoGAN 32).
         steps: training iterations (each: the discriminator phases, then the generator phase).
         seed: seeds initialisation, data order, clip sampling and latents; a run is a function of it.
         precision: ``fp32``, ``bf16`` (autocast; fast on CPUs with AMX) or ``fp16`` (CUDA, gradient scaler).
@@ -84,9 +86,9 @@ class TrainConfig:
     data: str = ""
     split: str | None = "train"
     num_frames: int = 16
-    time_steps: tuple[int, ...] = (1, 2, 3, 4)
+    time_steps: tuple[int, ...] | None = None
     flip: bool = False
-    batch_size: int = 16
+    batch_size: int | None = None
     steps: int = 10_000
     seed: int = 0
     precision: str = "fp32"
@@ -108,6 +110,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.optim, dict):
             self.optim = OptimConfig(**self.optim)
+        entry = get_entry(self.model)  # clear error for unknown model names
+        from g3an.train.objectives import OBJECTIVES
+
+        recipe = OBJECTIVES[entry.loss].data_defaults
+        if self.batch_size is None:
+            self.batch_size = int(recipe["batch_size"])
+        if self.time_steps is None:
+            self.time_steps = tuple(recipe["time_steps"])
         self.time_steps = tuple(int(s) for s in self.time_steps)
         if not self.time_steps or any(s < 1 for s in self.time_steps):
             raise ValueError(f"time_steps must be positive integers, got {self.time_steps!r}")
@@ -127,7 +137,6 @@ class TrainConfig:
             raise ValueError(f"ema_half_life must be positive (videos) or null, got {self.ema_half_life}")
         if self.eval_every and not self.eval_metric:
             raise ValueError("eval_every > 0 needs eval_metric (the metric that picks best.pt)")
-        entry = get_entry(self.model)  # clear error for unknown model names
         cfg = dict(self.model_config)
         cfg.setdefault("num_frames", self.num_frames)
         if "num_frames" in {f.name for f in dataclasses.fields(entry.config_cls)}:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +78,8 @@ class Objective:
     """Base class: subclasses set :attr:`phases` and implement :meth:`build_optimizers`, :meth:`loss`."""
 
     phases: tuple[Phase, ...] = ()
+    #: training-data settings of the original recipe, used when the run does not set them
+    data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16, "time_steps": (1, 2, 3, 4)}
 
     def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator) -> None:
         self.G, self.D = generator, discriminator
