@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from g3an.checkpoint import atomic_write
+
 __all__ = ["VIDEO_EXTENSIONS", "read_video", "save_grid", "save_video", "to_uint8"]
 
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".png")
@@ -88,11 +90,6 @@ def _text_size(font: ImageFont.ImageFont, text: str) -> tuple[int, int]:
     return int(box[2] - box[0]), int(box[3] - min(box[1], 0))
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-
-
 def _check_ext(path: Path) -> str:
     ext = path.suffix.lower()
     if ext not in VIDEO_EXTENSIONS:
@@ -103,22 +100,22 @@ def _check_ext(path: Path) -> str:
 def _write_frames(path: Path, frames: np.ndarray, fps: float) -> None:
     """Write ``(T, H, W, 3)`` uint8 frames as mp4 or gif, or ``frames[0]`` as png (atomically)."""
     ext = _check_ext(path)
-    tmp = _atomic_target(path)
-    try:
+
+    def write(tmp: str) -> None:  # the temporary name says nothing about the format: name it
         if ext == ".gif":
             images = [Image.fromarray(f) for f in frames]
             duration = max(20, round(1000 / fps / 10) * 10)  # GIF delays are in 1/100 s
-            images[0].save(tmp, save_all=True, append_images=images[1:], duration=duration, loop=0, optimize=False)
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0,
+                           optimize=False)  # fmt: skip
         elif ext == ".mp4":
             _write_mp4(tmp, frames, fps)
         else:
-            Image.fromarray(frames[0]).save(tmp, optimize=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+            Image.fromarray(frames[0]).save(tmp, format="PNG", optimize=True)
+
+    atomic_write(path, write)
 
 
-def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+def _write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
     import av
 
     h, w = frames.shape[1:3]

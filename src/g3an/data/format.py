@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from g3an.checkpoint import atomic_write
+
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
@@ -165,12 +167,7 @@ def _jsonable(obj: Any, what: str) -> Any:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 class DatasetWriter:
