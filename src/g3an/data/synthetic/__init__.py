@@ -122,12 +122,11 @@ def _mp_context() -> multiprocessing.context.BaseContext:
 def _rendered(config: SynthConfig, plans: list[VideoPlan], workers: int,
               chunk: int = 4) -> Iterator[tuple[VideoPlan, np.ndarray, dict[str, Any]]]:  # fmt: skip
     """Videos in plan order, drawn by ``workers`` processes with a bounded number of chunks in flight."""
-    chunks = [plans[i : i + chunk] for i in range(0, len(plans), chunk)]
     if workers <= 1:
-        for c in chunks:
-            for p, (frames, factors) in zip(c, _render_chunk(config, c)):
-                yield p, frames, factors
+        for p in plans:
+            yield p, *render_video(config, p)
         return
+    chunks = [plans[i : i + chunk] for i in range(0, len(plans), chunk)]
     ctx = _mp_context()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque[tuple[list[VideoPlan], Future]] = deque()
