@@ -311,7 +311,7 @@ class Trainer:
         path = self.run_dir / "samples" / f"step-{self.step:08d}.gif"
         save_grid(path, grid, row_labels=[f"z_a {i}" for i in range(rows)],
                   col_labels=[f"z_m {j}" for j in range(cols)], fps=8)  # fmt: skip
-        frames = to_uint8(grid[:, :, :, 0])  # (R, C, H, W, 3): first frames, for TensorBoard
+        frames = to_uint8(grid[:, :, :, 0], channel_axis=2)  # (R, C, H, W, 3): first frames, for TensorBoard
         image = frames.transpose(0, 2, 1, 3, 4).reshape(rows * frames.shape[2], cols * frames.shape[3], 3)
         self.logger.image("samples/first_frames", self.step, image)
 
