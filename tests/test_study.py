@@ -5,8 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import socket
 import sqlite3
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,8 +123,8 @@ def test_create_is_reproducible_and_validates(sources: tuple[Path, Path], tmp_pa
 class Running:
     """A study server on an ephemeral 127.0.0.1 port, serving in a thread."""
 
-    def __init__(self, study: Path) -> None:
-        self.server: StudyServer = make_server(study, "127.0.0.1", 0)
+    def __init__(self, study: Path, max_raters: int = 1000) -> None:
+        self.server: StudyServer = make_server(study, "127.0.0.1", 0, max_raters)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -283,6 +286,14 @@ def test_bad_requests_get_4xx_without_details(running: Running) -> None:
     assert len(StudyDB(running.server.study / DB_FILE, readonly=True).answers()) == 0
 
 
+def test_rater_limit(fresh_study: Path) -> None:
+    srv = Running(fresh_study, max_raters=2)
+    try:
+        assert [srv.request("POST", "/api/rater", raw=b"{}")[0] for _ in range(3)] == [200, 200, 503]
+    finally:
+        srv.stop()
+
+
 def test_internal_errors_are_generic(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("secret detail /etc/shadow")
@@ -350,9 +361,111 @@ def test_cli_errors_name_the_flag(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--a" in result.output
 
 
-# -- browser ----------------------------------------------------------------------------------------
+# -- browser ---------------------------------------------------------------------------------------
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+class WebDriver:
+    """The few W3C WebDriver calls the test needs, over plain HTTP to a local chromedriver."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.proc = subprocess.Popen([str(CHROMEDRIVER), f"--port={self.port}"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)  # fmt: skip
+        self.session = ""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.call("GET", "/status")["ready"]:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("chromedriver did not start")
+            time.sleep(0.1)
+        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
+        caps = {"alwaysMatch": {"goog:chromeOptions": {"binary": str(CHROMIUM), "args": args}}}
+        self.session = self.call("POST", "/session", {"capabilities": caps})["sessionId"]
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+            data = json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+        value = data.get("value")
+        if isinstance(value, dict) and "error" in value:
+            raise RuntimeError(f"webdriver: {value['error']}: {value.get('message', '')[:300]}")
+        return value
+
+    def s(self, method: str, path: str, body: Any = None) -> Any:
+        return self.call(method, f"/session/{self.session}{path}", body)
+
+    def js(self, script: str) -> Any:
+        return self.s("POST", "/execute/sync", {"script": script, "args": []})
+
+    def wait(self, script: str, timeout: float = 20) -> Any:
+        deadline = time.monotonic() + timeout
+        while not (value := self.js(script)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for: {script}")
+            time.sleep(0.1)
+        return value
+
+    def click(self, css: str) -> None:
+        found = self.s("POST", "/element", {"using": "css selector", "value": css})
+        assert isinstance(found, dict) and len(found) == 1, found
+        element = next(iter(found.values()))
+        self.s("POST", f"/element/{element}/click", {})
+
+    def key(self, key: str) -> None:
+        keys = [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]
+        self.s("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": keys}]})
+
+    def close(self) -> None:
+        try:
+            if self.session:
+                self.call("DELETE", f"/session/{self.session}")
+        finally:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 def test_headless_chromium_answers_by_clicking(running: Running) -> None:
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("headless Chromium not installed: `apt-get install chromium chromium-driver` to run this test")
-    pytest.skip("Chromium end-to-end driving is not implemented yet (see docs/study.md)")
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.skip(f"headless browser test needs {' and '.join(missing)}: `apt-get install chromium chromium-driver`")
+    total = len(running.server.pairs)
+    browser = WebDriver()
+    try:
+        browser.s("POST", "/url", {"url": f"http://127.0.0.1:{running.port}/"})
+        seen = []
+        for i, action in enumerate(["#choose-left", "#choose-right", "1", "ArrowRight"]):
+            pair = browser.wait("const b = document.getElementById('choose-left');"
+                                "return !b.disabled && document.getElementById('pair').dataset.pair;")  # fmt: skip
+            assert pair not in seen
+            seen.append(pair)
+            assert browser.js("return document.getElementById('progress').textContent") == f"{i} / {total} answered"
+            # the H.264 videos decode and play in the browser
+            browser.wait("return document.getElementById('left').readyState >= 2"
+                         " && document.getElementById('right').readyState >= 2")  # fmt: skip
+            if action.startswith("#"):
+                browser.click(action)
+            else:
+                browser.key("\ue012" if action == "ArrowLeft" else "\ue014" if action == "ArrowRight" else action)
+            browser.wait(f"return document.getElementById('progress').textContent === '{i + 1} / {total} answered'")
+        rater = browser.js("return window.localStorage.getItem('g3an-study-rater')")
+    finally:
+        browser.close()
+    answers = StudyDB(running.server.study / DB_FILE, readonly=True).answers()
+    assert [(a.rater, a.pair, a.choice) for a in answers] == [
+        (rater, seen[0], "left"),
+        (rater, seen[1], "right"),
+        (rater, seen[2], "left"),
+        (rater, seen[3], "right"),
+    ]

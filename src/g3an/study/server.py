@@ -25,6 +25,7 @@ import logging
 import random
 import re
 import secrets
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,13 +61,15 @@ class StudyServer(ThreadingHTTPServer):
     Args:
         study: the study directory (made by ``g3an study create``).
         address: ``(host, port)``; port 0 picks a free one (see ``server_address``).
+        max_raters: registrations accepted in all (more get 503), a bound on what strangers can store.
     """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, study: str | Path, address: tuple[str, int]) -> None:
+    def __init__(self, study: str | Path, address: tuple[str, int], max_raters: int = 100_000) -> None:
         self.study = Path(study)
+        self.max_raters = max_raters
         self.manifest = load_manifest(self.study)
         media_dir = (self.study / "media").resolve()
         self.media: dict[str, Path] = {}
@@ -78,6 +81,8 @@ class StudyServer(ThreadingHTTPServer):
         self.pairs: dict[str, dict[str, Any]] = {p["id"]: p for p in self.manifest["pairs"]}
         self.seed = int(self.manifest.get("seed", 0))
         self.db = StudyDB(self.study / DB_FILE)
+        self.raters = self.db.num_raters()
+        self.raters_lock = threading.Lock()
         self.page = _PAGE.replace("__QUESTION__", _html_escape(str(self.manifest.get("question", ""))))
         super().__init__(address, _Handler)
 
@@ -99,9 +104,9 @@ class StudyServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/"
 
 
-def make_server(study: str | Path, host: str = "127.0.0.1", port: int = 8000) -> StudyServer:
+def make_server(study: str | Path, host: str = "127.0.0.1", port: int = 8000, max_raters: int = 100_000) -> StudyServer:
     """A :class:`StudyServer` bound to ``host:port`` (not yet serving: call ``serve_forever``)."""
-    return StudyServer(study, (host, port))
+    return StudyServer(study, (host, port), max_raters)
 
 
 def _html_escape(text: str) -> str:
@@ -213,8 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise ClientError(HTTPStatus.NOT_FOUND, "not found")
         body = self._body()
         if path == "/api/rater":
-            rater = secrets.token_urlsafe(18)
-            self.server.db.add_rater(rater, self.headers.get("User-Agent", ""))
+            srv = self.server
+            with srv.raters_lock:
+                if srv.raters >= srv.max_raters:
+                    raise ClientError(HTTPStatus.SERVICE_UNAVAILABLE, "the study takes no more raters")
+                rater = secrets.token_urlsafe(18)
+                srv.db.add_rater(rater, self.headers.get("User-Agent", ""))
+                srv.raters += 1
             self._json(HTTPStatus.OK, {"rater": rater, "total": len(self.server.pairs)})
             return
         self._answer(body)
