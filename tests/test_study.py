@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -235,6 +237,41 @@ def test_restart_in_the_middle_keeps_answers(fresh_study: Path) -> None:
     db = StudyDB(fresh_study / DB_FILE, readonly=True)
     assert len(db.answers()) == len(first) + len(rest)
     db.close()
+
+
+class CliServer(Running):
+    """``g3an study serve STUDY --port 0`` in a child process (so it can be killed like a crash)."""
+
+    def __init__(self, study: Path) -> None:
+        cmd = [sys.executable, "-m", "g3an", "study", "serve", str(study), "--port", "0"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        match = re.search(r"http://127\.0\.0\.1:([0-9]+)/", line)
+        assert match, f"unexpected first line from g3an study serve: {line!r}"
+        self.port = int(match.group(1))
+
+    def stop(self) -> None:
+        self.proc.kill()  # SIGKILL: no clean shutdown, as in a crash
+        self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def test_crash_of_the_server_process_loses_no_answer(fresh_study: Path) -> None:
+    srv = CliServer(fresh_study)
+    try:
+        rater = srv.json("POST", "/api/rater", {})[1]["rater"]
+        first = rate(srv, rater, limit=5)
+    finally:
+        srv.stop()
+    srv = CliServer(fresh_study)
+    try:
+        rest = rate(srv, rater)
+    finally:
+        srv.stop()
+    assert len(first) == 5 and sorted(first + rest) == sorted(p["id"] for p in load_manifest(fresh_study)["pairs"])
+    stored = StudyDB(fresh_study / DB_FILE, readonly=True).answers()
+    assert [a.pair for a in stored] == first + rest
 
 
 def test_bad_requests_get_4xx_without_details(running: Running) -> None:
