@@ -25,6 +25,7 @@ from g3an import create_generator, make_config
 from g3an.checkpoint import make_checkpoint, save_checkpoint
 from g3an.cli import main
 from g3an.data.format import DatasetWriter
+from g3an.media import read_video
 from g3an.study.create import StudyError, StudyOptions, create_study, load_manifest, open_source
 from g3an.study.db import DB_FILE, Answer, StudyDB
 from g3an.study.results import analyse, bootstrap_interval, study_results, wilson_interval
@@ -80,6 +81,7 @@ def fresh_study(study_dir: Path, tmp_path: Path) -> Path:
 def test_create_manifest(study_dir: Path) -> None:
     m = load_manifest(study_dir)
     assert m["methods"]["a"]["name"] == "g3an" and m["methods"]["b"]["name"] == "real"
+    assert m["video"] == {"size": [32, 32], "frames": [16]}
     assert m["seed"] == 3 and m["question"] == "Which video clip is more realistic?"
     compare = [p for p in m["pairs"] if p["kind"] == "compare"]
     checks = [p for p in m["pairs"] if p["kind"] == "check"]
@@ -105,8 +107,12 @@ def test_create_is_reproducible_and_validates(sources: tuple[Path, Path], tmp_pa
     manifests = []
     for name in ("x", "y"):
         a, b = open_source(real, None, "--a"), open_source(real, "other", "--b")
-        manifests.append(create_study(tmp_path / name, a, b, StudyOptions(pairs=4, checks=0.25, seed=7)))
-    assert manifests[0]["pairs"] == manifests[1]["pairs"]
+        options = StudyOptions(pairs=4, checks=0.25, seed=7, size=(16, 16))
+        manifests.append(create_study(tmp_path / name, a, b, options))
+    assert manifests[0]["pairs"] == manifests[1]["pairs"] and manifests[0]["media"] == manifests[1]["media"]
+    assert manifests[0]["video"] == {"size": [16, 16], "frames": [16]}
+    clip = read_video(tmp_path / "x" / next(iter(manifests[0]["media"].values()))["file"])
+    assert clip.shape == (16, 16, 16, 3)
     assert {p["a_side"] for p in manifests[0]["pairs"] if p["kind"] == "compare"} <= {"left", "right"}
     with pytest.raises(StudyError, match="already exists"):
         create_study(tmp_path / "x", open_source(real, None, "--a"), open_source(real, None, "--b"), StudyOptions())

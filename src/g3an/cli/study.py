@@ -55,14 +55,16 @@ def study() -> None:
               help="Frames per video.  [default: the model's]")  # fmt: skip
 @click.option("--fps", type=click.FloatRange(min=0.5, max=120), default=8.0, show_default=True, metavar="FPS",
               help="Frame rate of the model videos (real videos keep their dataset's).")  # fmt: skip
+@click.option("--size", type=click.IntRange(min=8, max=1024), default=None, metavar="PX",
+              help="Resize every video to PX x PX.  [default: the smaller frame size of the two sides]")  # fmt: skip
 @click.option("--name-a", default=None, metavar="NAME", help="Name of method A in the tables.  [default: model name]")
 @click.option("--name-b", default=None, metavar="NAME", help="Name of method B.  [default: model name, or 'real']")
 @click.option("--question", default=None, metavar="TEXT",
               help="Question shown to raters.  [default: 'Which video clip is more realistic?']")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing STUDY directory (its answers too).")
 def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks: float, seed: int,
-               frames: int | None, fps: float, name_a: str | None, name_b: str | None, question: str | None,
-               overwrite: bool) -> None:  # fmt: skip
+               frames: int | None, fps: float, size: int | None, name_a: str | None, name_b: str | None,
+               question: str | None, overwrite: bool) -> None:  # fmt: skip
     """Render the pairs of a study once into STUDY (videos, order and sides from a recorded seed)."""
     import torch
 
@@ -74,7 +76,7 @@ def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks
         src_a = open_source(a, name_a, "--a", fps)
         src_b = open_source(b, name_b, "--b", fps)
         options = StudyOptions(pairs=pairs, same_class=same_class, checks=checks, seed=seed, frames=frames, fps=fps,
-                               question=question or QUESTION)  # fmt: skip
+                               size=(size, size) if size else None, question=question or QUESTION)  # fmt: skip
         with torch.inference_mode():
             manifest = create_study(out, src_a, src_b, options, overwrite=overwrite)
     n_checks = sum(p["kind"] == "check" for p in manifest["pairs"])

@@ -159,6 +159,8 @@ class StudyOptions:
             same length when they are longer.
         fps: frame rate of the model videos (real ones keep their dataset's).
         question: the question shown to raters.
+        size: ``(height, width)`` every video is resized to; ``None``: the smallest frame size of the two
+            sides, so neither method looks sharper only because it has more pixels.
     """
 
     pairs: int = 50
@@ -168,6 +170,7 @@ class StudyOptions:
     frames: int | None = None
     fps: float = 8.0
     question: str = QUESTION
+    size: tuple[int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -228,6 +231,16 @@ def _render_model(src: MediaSource, clips: Sequence[_Clip], frames: int | None, 
 def _real_frames(clip: _Clip, frames: int | None) -> np.ndarray:
     video = np.asarray(clip.source.dataset.frames(clip.index))
     return np.array(video[:frames] if frames else video)
+
+
+def resize_video(video: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 frames resized to ``size = (height, width)`` (antialiased bilinear; as-is if equal)."""
+    h, w = int(size[0]), int(size[1])
+    if video.shape[1:3] == (h, w):
+        return video
+    x = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def broken_video(video: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -298,6 +311,8 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
         else:
             rendered = [_real_frames(c, frames) for c in clips]
         videos.update({id(c): v for c, v in zip(clips, rendered)})
+    size = options.size or min(v.shape[1:3] for v in videos.values())
+    videos = {k: resize_video(v, size) for k, v in videos.items()}
 
     partial = out.with_name(out.name + ".partial")
     if partial.exists():
@@ -343,6 +358,7 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
         "methods": {"a": a.record(), "b": b.record()},
         "seed": options.seed,
         "options": {k: v for k, v in asdict(options).items() if k != "extra"},
+        "video": {"size": [int(size[0]), int(size[1])], "frames": sorted({len(v) for v in videos.values()})},
         "pairs": [{"id": p.pop("id"), **p} for p in pairs],
         "media": media,
         "created": {
