@@ -385,6 +385,7 @@ def test_results_cli_after_answers(running: Running, fresh_study: Path) -> None:
     result = CliRunner().invoke(main, ["study", "results", str(fresh_study), "--min-check-pass", "0"])
     assert result.exit_code == 0, result.output
     assert "| g3an | real | 50.0 |" in result.output  # one rater always left, one always right
+    assert "2 raters answered; attention checks" in result.output and "0 raters excluded" in result.output
     data = json.loads((fresh_study / "results.json").read_text())
     row = data["studies"][0]["row"]
     assert row["answers"] == 2 * PAIRS and row["raters"] == 2

@@ -132,6 +132,11 @@ def results_cmd(studies: tuple[Path, ...], min_check_pass: float, bootstrap: int
     with _errors():
         results = [study_results(s, min_check_pass, bootstrap, seed) for s in studies]
     click.echo(format_table(results))
+    for res in results:
+        c = res.checks
+        click.echo(f"{res.row.study}: {res.raters_total} raters answered; attention checks "
+                   f"{c['correct']}/{c['answers']} correct; {len(res.excluded)} raters excluded "
+                   f"(check pass rate < {min_check_pass:g})")  # fmt: skip
     json_path, md_path = write_results(results, out or studies[0])
     click.echo(f"wrote {json_path} and {md_path}")
 
