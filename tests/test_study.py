@@ -102,6 +102,26 @@ def test_create_manifest(study_dir: Path) -> None:
         assert path.is_file() and path.read_bytes()[4:8] == b"ftyp"  # an mp4
 
 
+def test_broken_manifests_are_refused(study_dir: Path, tmp_path: Path) -> None:
+    good = json.loads((study_dir / "study.json").read_text())
+    edits = [
+        lambda m: m.update(format="other"),
+        lambda m: m.update(pairs=[]),
+        lambda m: m["pairs"][0].update(left="nope"),
+        lambda m: m["pairs"][1].update(id=m["pairs"][0]["id"]),
+        lambda m: m["pairs"][0].update(kind="other"),
+        lambda m: m["media"][m["pairs"][0]["left"]].update(file="../../etc/passwd"),
+    ]
+    for i, edit in enumerate(edits):
+        bad = tmp_path / f"bad{i}"
+        shutil.copytree(study_dir, bad, ignore=shutil.ignore_patterns(DB_FILE + "*", "results.*"))
+        manifest = json.loads(json.dumps(good))
+        edit(manifest)
+        (bad / "study.json").write_text(json.dumps(manifest))
+        with pytest.raises((StudyError, ValueError)):
+            make_server(bad, "127.0.0.1", 0).server_close()
+
+
 def test_create_is_reproducible_and_validates(sources: tuple[Path, Path], tmp_path: Path) -> None:
     ckpt, real = sources
     manifests = []

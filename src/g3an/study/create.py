@@ -392,9 +392,21 @@ def load_manifest(study: str | Path) -> dict[str, Any]:
         raise StudyError(f"{path}: not a {STUDY_FORMAT} manifest", "STUDY")
     if int(manifest.get("format_version", 0)) > STUDY_FORMAT_VERSION:
         raise StudyError(f"{path}: study format {manifest['format_version']} is newer than this g3an's", "STUDY")
-    media = manifest.get("media", {})
-    for pair in manifest.get("pairs", []):
+    media = manifest.get("media")
+    pairs = manifest.get("pairs")
+    methods = manifest.get("methods")
+    if not isinstance(media, dict) or not isinstance(pairs, list) or not pairs or not isinstance(methods, dict):
+        raise StudyError(f"{path}: the manifest lacks its media, pairs or methods", "STUDY")
+    ids = set()
+    for pair in pairs:
+        pid = pair.get("id") if isinstance(pair, dict) else None
+        if not isinstance(pid, str) or pid in ids:
+            raise StudyError(f"{path}: a pair without an id, or a repeated id {pid!r}", "STUDY")
+        ids.add(pid)
         for side in ("left", "right"):
             if pair.get(side) not in media:
-                raise StudyError(f"{path}: pair {pair.get('id')!r} names unknown media {pair.get(side)!r}", "STUDY")
+                raise StudyError(f"{path}: pair {pid!r} names unknown media {pair.get(side)!r}", "STUDY")
+        key = {"compare": "a_side", "check": "correct"}.get(pair.get("kind"))
+        if key is None or pair.get(key) not in ("left", "right"):
+            raise StudyError(f"{path}: pair {pid!r} has no valid kind and {key or 'a_side/correct'}", "STUDY")
     return manifest
