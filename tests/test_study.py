@@ -208,6 +208,7 @@ def test_page_and_media(running: Running) -> None:
     assert "Content-Security-Policy" in headers and b"http" not in page.split(b"<script>")[1].split(b"localhost")[0]
     _, rater = running.json("POST", "/api/rater", {})
     _, nxt = running.json("GET", f"/api/next?rater={rater['rater']}")
+    assert len(nxt["preload"]) == 2 and all(u.startswith("/media/") for u in nxt["preload"])
     status, video, headers = running.request("GET", nxt["left"])
     assert status == 200 and headers["Content-Type"] == "video/mp4" and video[4:8] == b"ftyp"
     status, part, headers = running.request("GET", nxt["left"], headers={"Range": "bytes=0-9"})
@@ -516,8 +517,8 @@ def test_headless_chromium_answers_by_clicking(running: Running) -> None:
             seen.append(pair)
             assert browser.js("return document.getElementById('progress').textContent") == f"{i} / {total} answered"
             # the H.264 videos decode and play in the browser
-            browser.wait("return document.getElementById('left').readyState >= 2"
-                         " && document.getElementById('right').readyState >= 2")  # fmt: skip
+            browser.wait("const l = document.getElementById('left'), r = document.getElementById('right');"
+                         "return l.readyState >= 2 && r.readyState >= 2 && !l.paused && !r.paused")  # fmt: skip
             if action.startswith("#"):
                 browser.click(action)
             else:

@@ -269,12 +269,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _next(self, rater: str) -> dict[str, Any]:
         done = self.server.db.answered(rater)
         total = len(self.server.pairs)
-        for pid in self.server.order(rater):
-            if pid not in done:
-                pair = self.server.pairs[pid]
-                return {"done": False, "pair": pid, "left": f"/media/{pair['left']}.mp4",
-                        "right": f"/media/{pair['right']}.mp4", "answered": len(done), "total": total}  # fmt: skip
-        return {"done": True, "answered": len(done), "total": total}
+        todo = [pid for pid in self.server.order(rater) if pid not in done][:2]
+        if not todo:
+            return {"done": True, "answered": len(done), "total": total}
+        pair = self.server.pairs[todo[0]]
+        upcoming = [f"/media/{self.server.pairs[pid][side]}.mp4" for pid in todo[1:] for side in ("left", "right")]
+        return {"done": False, "pair": todo[0], "left": f"/media/{pair['left']}.mp4",
+                "right": f"/media/{pair['right']}.mp4", "preload": upcoming, "answered": len(done),
+                "total": total}  # fmt: skip
 
     def _answer(self, body: dict[str, Any]) -> None:
         unknown = set(body) - {"rater", "pair", "choice", "elapsed_ms"}
@@ -345,9 +347,9 @@ button:disabled { cursor: default; opacity: .5; }
 <body><main>
 <h1 id="question">__QUESTION__</h1>
 <div id="pair" hidden>
-  <figure><video id="left" loop autoplay muted playsinline></video>
+  <figure><video id="left" loop muted playsinline preload="auto"></video>
     <figcaption><button id="choose-left" disabled>Left (1 / &larr;)</button></figcaption></figure>
-  <figure><video id="right" loop autoplay muted playsinline></video>
+  <figure><video id="right" loop muted playsinline preload="auto"></video>
     <figcaption><button id="choose-right" disabled>Right (2 / &rarr;)</button></figcaption></figure>
 </div>
 <div id="progress"></div><div id="bar"><div id="fill"></div></div>
@@ -392,10 +394,35 @@ async function next() {
   progress(r.data.answered, r.data.total);
   if (r.data.done) { $("pair").hidden = true; $("done").hidden = false; current = null; return; }
   current = r.data.pair;
-  $("left").src = r.data.left; $("right").src = r.data.right;
+  const left = $("left"), right = $("right");
+  left.src = r.data.left; right.src = r.data.right;
   $("pair").hidden = false; $("pair").dataset.pair = current;
+  try { await Promise.all([loaded(left), loaded(right)]); }
+  catch (e) { $("msg").textContent = "A video could not be loaded; reload the page."; return; }
+  left.currentTime = 0; right.currentTime = 0;  // both loops start together
+  await Promise.allSettled([left.play(), right.play()]);
+  preload(r.data.preload);
   shownAt = Date.now();
   enable(true);
+}
+function loaded(video) {
+  return new Promise((resolve, reject) => {
+    if (video.readyState >= 3) { resolve(); return; }
+    const done = (ok) => () => {
+      video.removeEventListener("canplay", onOk); video.removeEventListener("error", onErr);
+      if (ok) { resolve(); } else { reject(new Error("video")); }
+    };
+    const onOk = done(true), onErr = done(false);
+    video.addEventListener("canplay", onOk); video.addEventListener("error", onErr);
+  });
+}
+const preloaded = [];
+function preload(urls) {  // fetch the next pair's videos while this one is watched
+  preloaded.length = 0;
+  for (const url of urls || []) {
+    const v = document.createElement("video");
+    v.preload = "auto"; v.muted = true; v.src = url; preloaded.push(v);
+  }
 }
 async function choose(side) {
   if (!current || busy) { return; }
