@@ -151,8 +151,8 @@ def test_create_is_reproducible_and_validates(sources: tuple[Path, Path], tmp_pa
 class Running:
     """A study server on an ephemeral 127.0.0.1 port, serving in a thread."""
 
-    def __init__(self, study: Path, max_raters: int = 1000) -> None:
-        self.server: StudyServer = make_server(study, "127.0.0.1", 0, max_raters)
+    def __init__(self, study: Path, max_raters: int = 1000, max_connections: int = 64) -> None:
+        self.server: StudyServer = make_server(study, "127.0.0.1", 0, max_raters, max_connections)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -354,6 +354,27 @@ def test_rater_limit(fresh_study: Path) -> None:
     srv = Running(fresh_study, max_raters=2)
     try:
         assert [srv.request("POST", "/api/rater", raw=b"{}")[0] for _ in range(3)] == [200, 200, 503]
+    finally:
+        srv.stop()
+
+
+def test_idle_connections_cannot_take_every_thread(fresh_study: Path) -> None:
+    srv = Running(fresh_study, max_connections=2)
+    try:
+        idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]  # send nothing
+        time.sleep(0.3)
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+            srv.request("GET", "/")
+        for sock in idle:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while True:  # the slots come back once the idle connections are gone
+            try:
+                assert srv.request("GET", "/")[0] == 200
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
     finally:
         srv.stop()
 

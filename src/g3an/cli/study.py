@@ -94,14 +94,16 @@ def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks
               help="Port (0: any free one).")  # fmt: skip
 @click.option("--max-raters", type=click.IntRange(min=1), default=100_000, show_default=True, metavar="N",
               help="Rater registrations accepted in all (more are refused).")  # fmt: skip
-def serve_cmd(study_dir: Path, host: str, port: int, max_raters: int) -> None:
+@click.option("--max-connections", type=click.IntRange(min=1, max=10_000), default=64, show_default=True,
+              metavar="N", help="Connections served at once (more are closed at once).")  # fmt: skip
+def serve_cmd(study_dir: Path, host: str, port: int, max_raters: int, max_connections: int) -> None:
     """Serve STUDY to raters; answers go to STUDY/answers.sqlite as they come (Ctrl-C stops)."""
     from g3an.study.server import make_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with _errors():
         try:
-            server = make_server(study_dir, host, port, max_raters)
+            server = make_server(study_dir, host, port, max_raters, max_connections)
         except OSError as err:
             raise click.BadParameter(f"cannot listen on {host}:{port} ({err.strerror or err})",
                                      param_hint="'--host' / '--port'") from None  # fmt: skip

@@ -62,14 +62,18 @@ class StudyServer(ThreadingHTTPServer):
         study: the study directory (made by ``g3an study create``).
         address: ``(host, port)``; port 0 picks a free one (see ``server_address``).
         max_raters: registrations accepted in all (more get 503), a bound on what strangers can store.
+        max_connections: connections served at once (one thread each); more are closed at once, so idle or
+            slow clients cannot exhaust the server's threads.
     """
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, study: str | Path, address: tuple[str, int], max_raters: int = 100_000) -> None:
+    def __init__(self, study: str | Path, address: tuple[str, int], max_raters: int = 100_000,
+                 max_connections: int = 64) -> None:  # fmt: skip
         self.study = Path(study)
         self.max_raters = max_raters
+        self.slots = threading.BoundedSemaphore(max_connections)
         self.manifest = load_manifest(self.study)
         media_dir = (self.study / "media").resolve()
         self.media: dict[str, Path] = {}
@@ -85,6 +89,25 @@ class StudyServer(ThreadingHTTPServer):
         self.raters_lock = threading.Lock()
         self.page = _PAGE.replace("__QUESTION__", _html_escape(str(self.manifest.get("question", ""))))
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve a connection in its own thread, or close it at once when every slot is taken."""
+        if not self.slots.acquire(blocking=False):
+            log.warning("connection from %s refused: %s", client_address, "all connection slots are in use")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Handle one connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def server_close(self) -> None:
         """Close the socket and the database."""
@@ -104,9 +127,10 @@ class StudyServer(ThreadingHTTPServer):
         return f"http://{host}:{port}/"
 
 
-def make_server(study: str | Path, host: str = "127.0.0.1", port: int = 8000, max_raters: int = 100_000) -> StudyServer:
+def make_server(study: str | Path, host: str = "127.0.0.1", port: int = 8000, max_raters: int = 100_000,
+                max_connections: int = 64) -> StudyServer:  # fmt: skip
     """A :class:`StudyServer` bound to ``host:port`` (not yet serving: call ``serve_forever``)."""
-    return StudyServer(study, (host, port), max_raters)
+    return StudyServer(study, (host, port), max_raters, max_connections)
 
 
 def _html_escape(text: str) -> str:
