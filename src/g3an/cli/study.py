@@ -94,7 +94,7 @@ def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks
               help="Port (0: any free one).")  # fmt: skip
 @click.option("--max-raters", type=click.IntRange(min=1), default=100_000, show_default=True, metavar="N",
               help="Rater registrations accepted in all (more are refused).")  # fmt: skip
-@click.option("--max-connections", type=click.IntRange(min=1, max=10_000), default=64, show_default=True,
+@click.option("--max-connections", type=click.IntRange(min=1, max=10_000), default=256, show_default=True,
               metavar="N", help="Connections served at once (more are closed at once).")  # fmt: skip
 def serve_cmd(study_dir: Path, host: str, port: int, max_raters: int, max_connections: int) -> None:
     """Serve STUDY to raters; answers go to STUDY/answers.sqlite as they come (Ctrl-C stops)."""

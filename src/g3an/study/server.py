@@ -70,7 +70,7 @@ class StudyServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, study: str | Path, address: tuple[str, int], max_raters: int = 100_000,
-                 max_connections: int = 64) -> None:  # fmt: skip
+                 max_connections: int = 256) -> None:  # fmt: skip
         self.study = Path(study)
         self.max_raters = max_raters
         self.slots = threading.BoundedSemaphore(max_connections)
@@ -128,7 +128,7 @@ class StudyServer(ThreadingHTTPServer):
 
 
 def make_server(study: str | Path, host: str = "127.0.0.1", port: int = 8000, max_raters: int = 100_000,
-                max_connections: int = 64) -> StudyServer:  # fmt: skip
+                max_connections: int = 256) -> StudyServer:  # fmt: skip
     """A :class:`StudyServer` bound to ``host:port`` (not yet serving: call ``serve_forever``)."""
     return StudyServer(study, (host, port), max_raters, max_connections)
 
@@ -142,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "g3an-study"
     sys_version = ""
     protocol_version = "HTTP/1.1"
-    timeout = 30  # seconds a client may take to send a request
+    timeout = 10  # seconds a client may take to send a request, or keep an idle connection open
 
     # -- plumbing --------------------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:
