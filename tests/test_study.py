@@ -55,7 +55,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     with DatasetWriter(root / "real", 32, 32, 8.0, "test", class_names=CLASSES) as writer:
         for i in range(6):
-            writer.add_video(rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8), label=i % 2, id=f"v{i}")
+            frames = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+            writer.add_video(frames, label=i % 2, id=f"v{i}", split="test" if i < 4 else "train")
     return ckpt, root / "real"
 
 
@@ -63,7 +64,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def study_dir(sources: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     ckpt, real = sources
     out = tmp_path_factory.mktemp("study") / "s"
-    args = ["--a", ckpt, "--b", real, "--pairs", PAIRS, "--checks", CHECKS, "--same-class", "--seed", 3, "--out", out]
+    args = ["--a", ckpt, "--b", real, "--pairs", PAIRS, "--checks", CHECKS, "--same-class", "--seed", 3,
+            "--split", "test", "--out", out]  # fmt: skip
     code = CliRunner().invoke(main, ["study", "create", *map(str, args)])
     assert code.exit_code == 0, code.output
     return out
@@ -92,6 +94,8 @@ def test_create_manifest(study_dir: Path) -> None:
         assert left["class"] == right["class"] in CLASSES
         a_entry = left if p["a_side"] == "left" else right
         assert a_entry["method"] == "g3an"
+        b_entry = right if p["a_side"] == "left" else left
+        assert b_entry["video"] in ("v0", "v1", "v2", "v3")  # --split test
     for p in checks:
         assert m["media"][p[p["correct"]]]["check"] == "clean"
         other = "right" if p["correct"] == "left" else "left"
@@ -139,6 +143,9 @@ def test_create_is_reproducible_and_validates(sources: tuple[Path, Path], tmp_pa
     with pytest.raises(StudyError) as err:
         open_source(tmp_path / "missing", None, "--b")
     assert err.value.param == "--b"
+    with pytest.raises(StudyError) as err:
+        open_source(real, None, "--b", split="val")
+    assert err.value.param == "--split"
     unlabelled = tmp_path / "unlabelled"
     with DatasetWriter(unlabelled, 32, 32, 8.0, "test") as writer:
         writer.add_video(np.zeros((16, 32, 32, 3), np.uint8))

@@ -57,14 +57,16 @@ def study() -> None:
               help="Frame rate of the model videos (real videos keep their dataset's).")  # fmt: skip
 @click.option("--size", type=click.IntRange(min=8, max=1024), default=None, metavar="PX",
               help="Resize every video to PX x PX.  [default: the smaller frame size of the two sides]")  # fmt: skip
+@click.option("--split", default=None, metavar="NAME",
+              help="Real videos only from this dataset split (e.g. test).  [default: all]")  # fmt: skip
 @click.option("--name-a", default=None, metavar="NAME", help="Name of method A in the tables.  [default: model name]")
 @click.option("--name-b", default=None, metavar="NAME", help="Name of method B.  [default: model name, or 'real']")
 @click.option("--question", default=None, metavar="TEXT",
               help="Question shown to raters.  [default: 'Which video clip is more realistic?']")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing STUDY directory (its answers too).")
 def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks: float, seed: int,
-               frames: int | None, fps: float, size: int | None, name_a: str | None, name_b: str | None,
-               question: str | None, overwrite: bool) -> None:  # fmt: skip
+               frames: int | None, fps: float, size: int | None, split: str | None, name_a: str | None,
+               name_b: str | None, question: str | None, overwrite: bool) -> None:  # fmt: skip
     """Render the pairs of a study once into STUDY (videos, order and sides from a recorded seed)."""
     import torch
 
@@ -73,8 +75,8 @@ def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks
     with _errors():
         if question is not None and not 0 < len(question.strip()) <= 300:
             raise click.BadParameter("must be 1 to 300 characters", param_hint="'--question'")
-        src_a = open_source(a, name_a, "--a", fps)
-        src_b = open_source(b, name_b, "--b", fps)
+        src_a = open_source(a, name_a, "--a", fps, split)
+        src_b = open_source(b, name_b, "--b", fps, split)
         options = StudyOptions(pairs=pairs, same_class=same_class, checks=checks, seed=seed, frames=frames, fps=fps,
                                size=(size, size) if size else None, question=question or QUESTION)  # fmt: skip
         with torch.inference_mode():

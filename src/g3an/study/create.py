@@ -87,6 +87,7 @@ class MediaSource:
         identity: SHA-256 of the checkpoint, or the dataset's content hash.
         generator: the model (``kind == "model"``).
         dataset: the prepared dataset (``kind == "real"``).
+        indices: the dataset videos to draw from (``None``: all).
     """
 
     name: str
@@ -97,15 +98,27 @@ class MediaSource:
     identity: str
     generator: Any = None
     dataset: Any = None
+    indices: list[int] | None = None
 
     def record(self) -> dict[str, Any]:
         """The manifest entry of this method."""
-        return {"name": self.name, "kind": self.kind, "path": str(self.path), "identity": self.identity,
-                "classes": self.classes}  # fmt: skip
+        rec = {"name": self.name, "kind": self.kind, "path": str(self.path), "identity": self.identity,
+               "classes": self.classes}  # fmt: skip
+        if self.kind == "real":
+            rec["videos"] = len(self.indices) if self.indices is not None else len(self.dataset)
+        return rec
 
 
-def open_source(path: str | Path, name: str | None, param: str, fps: float = 8.0) -> MediaSource:
+def open_source(path: str | Path, name: str | None, param: str, fps: float = 8.0,
+                split: str | None = None) -> MediaSource:  # fmt: skip
     """Open ``path``: a prepared dataset directory (real videos), or a checkpoint / run directory (a model).
+
+    Args:
+        path: the checkpoint, run directory, exported generator or prepared dataset.
+        name: the method's name (``None``: the model name, or ``real``).
+        param: the flag to name in errors.
+        fps: frame rate of generated videos.
+        split: for a dataset, draw only videos of this split (``None``: all).
 
     Raises:
         StudyError: naming ``param`` when the path is neither.
@@ -122,11 +135,15 @@ def open_source(path: str | Path, name: str | None, param: str, fps: float = 8.0
             ds = open_dataset(path)
         except DatasetError as err:
             raise StudyError(str(err), param) from None
-        if len(ds) == 0:
+        try:
+            indices = ds.split(split)
+        except DatasetError as err:
+            raise StudyError(str(err), "--split") from None
+        if not indices:
             raise StudyError(f"{path}: the dataset has no videos", param)
-        labelled = bool(ds.classes) and bool((ds.labels >= 0).any())
+        labelled = bool(ds.classes) and bool((ds.labels[indices] >= 0).any())
         return MediaSource(name or "real", "real", path, list(ds.classes) if labelled else None, ds.fps,
-                           ds.content_hash, dataset=ds)  # fmt: skip
+                           ds.content_hash, dataset=ds, indices=indices)  # fmt: skip
     try:
         loaded = load_for_sampling(path)
     except (CheckpointError, SamplingError) as err:
@@ -192,7 +209,7 @@ def _pick(src: MediaSource, label: int | None, rng: random.Random, used: set[int
         if label is None and src.classes is not None:
             label = rng.randrange(len(src.classes))
         return _Clip(src, label)
-    candidates = list(range(len(src.dataset)))
+    candidates = list(src.indices if src.indices is not None else range(len(src.dataset)))
     if label is not None:
         candidates = [i for i in candidates if int(src.dataset.labels[i]) == label]
         if not candidates:
