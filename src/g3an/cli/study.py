@@ -80,7 +80,7 @@ def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks
         options = StudyOptions(pairs=pairs, same_class=same_class, checks=checks, seed=seed, frames=frames, fps=fps,
                                size=(size, size) if size else None, question=question or QUESTION)  # fmt: skip
         with torch.inference_mode():
-            manifest = create_study(out, src_a, src_b, options, overwrite=overwrite)
+            manifest = create_study(out, src_a, src_b, options, overwrite=overwrite, progress=True)
     n_checks = sum(p["kind"] == "check" for p in manifest["pairs"])
     methods = manifest["methods"]
     click.echo(f"{out}: {pairs} pairs {methods['a']['name']} vs {methods['b']['name']} + {n_checks} attention "

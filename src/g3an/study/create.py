@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from g3an import __version__
 from g3an.checkpoint import atomic_write
@@ -223,7 +224,7 @@ def _pick(src: MediaSource, label: int | None, rng: random.Random, used: set[int
 
 @torch.no_grad()
 def _render_model(src: MediaSource, clips: Sequence[_Clip], frames: int | None, seed: int, stream: str,
-                  batch_size: int = 8) -> list[np.ndarray]:  # fmt: skip
+                  bar: tqdm, batch_size: int = 8) -> list[np.ndarray]:  # fmt: skip
     """Videos ``(T, H, W, 3)`` uint8 of the model clips, latents from the ``(seed, stream)`` CPU stream."""
     from g3an.media import to_uint8
     from g3an.sample import SamplingError, check_frames, draw_latents
@@ -242,6 +243,7 @@ def _render_model(src: MediaSource, clips: Sequence[_Clip], frames: int | None, 
             y = torch.tensor([c.label for c in clips[part]], dtype=torch.long)
         video = gen(**{k: v[part] for k, v in latents.items()}, y=y).float().cpu()
         out.extend(to_uint8(v, channel_axis=0) for v in video)
+        bar.update(len(video))
     return out
 
 
@@ -277,14 +279,14 @@ def _media_id(rng: random.Random, taken: set[str]) -> str:
 
 
 def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: StudyOptions,
-                 overwrite: bool = False) -> dict[str, Any]:  # fmt: skip
+                 overwrite: bool = False, progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """Render the pairs of a study comparing ``a`` and ``b`` into ``out`` and write its manifest.
 
     The directory is built as ``OUT.partial`` and renamed once complete, so an interrupted run never
     leaves a study that :func:`load_manifest` accepts.
 
     Returns:
-        The manifest written to ``OUT/study.json``.
+        The manifest written to ``OUT/study.json``; ``progress`` shows a bar on stderr.
 
     Raises:
         StudyError: for bad options or an existing ``out`` without ``overwrite``.
@@ -318,13 +320,16 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
     clean_src = a if a.kind == "real" else b if b.kind == "real" else a
     check_clips = [_pick(clean_src, None, rng, set()) for _ in range(n_checks)]
 
+    n_videos = 2 * (len(comparisons) + len(check_clips))
+    n_render = sum(len(comparisons) + (len(check_clips) if s is clean_src else 0) for s in (a, b) if s.kind == "model")
+    bar = tqdm(total=n_render + n_videos, unit="video", desc="study create", disable=not progress)
     videos: dict[int, np.ndarray] = {}  # id(clip) -> frames
     for side, src in (("a", a), ("b", b)):
         clips = [pair[0 if side == "a" else 1] for pair in comparisons]
         if src is clean_src:
             clips += check_clips
         if src.kind == "model":
-            rendered = _render_model(src, clips, options.frames, options.seed, f"study-{side}")
+            rendered = _render_model(src, clips, options.frames, options.seed, f"study-{side}", bar)
         else:
             rendered = [_real_frames(c, frames) for c in clips]
         videos.update({id(c): v for c, v in zip(clips, rendered)})
@@ -342,6 +347,7 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
         mid = _media_id(rng, taken)
         save_video(partial / MEDIA_DIR / f"{mid}.mp4", frames_, fps=fps)
         media[mid] = {"file": f"{MEDIA_DIR}/{mid}.mp4", **what}
+        bar.update(1)
         return mid
 
     def describe(clip: _Clip) -> dict[str, Any]:
@@ -365,6 +371,7 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
         c_left = rng.random() < 0.5
         pairs.append({"kind": "check", "left": mc if c_left else mbk, "right": mbk if c_left else mc,
                       "correct": "left" if c_left else "right"})  # fmt: skip
+    bar.close()
     rng.shuffle(pairs)
     for i, pair in enumerate(pairs):
         pair["id"] = f"p{i:04d}"
