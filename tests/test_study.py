@@ -446,6 +446,11 @@ def test_results_cli_after_answers(running: Running, fresh_study: Path) -> None:
     assert default.checks["answers"] == 2 * len(checks)
 
 
+def test_port_in_use(running: Running) -> None:
+    result = CliRunner().invoke(main, ["study", "serve", str(running.server.study), "--port", str(running.port)])
+    assert result.exit_code == 2 and "--port" in result.output and "Traceback" not in result.output
+
+
 def test_cli_errors_name_the_flag(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["study", "serve", str(tmp_path)])
     assert result.exit_code != 0 and "study.json" in result.output

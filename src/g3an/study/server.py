@@ -25,6 +25,7 @@ import logging
 import random
 import re
 import secrets
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,7 +89,12 @@ class StudyServer(ThreadingHTTPServer):
         self.raters = self.db.num_raters()
         self.raters_lock = threading.Lock()
         self.page = _PAGE.replace("__QUESTION__", _html_escape(str(self.manifest.get("question", ""))))
-        super().__init__(address, _Handler)
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        try:
+            super().__init__(address, _Handler)
+        except BaseException:
+            self.db.close()
+            raise
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve a connection in its own thread, or close it at once when every slot is taken."""
@@ -124,7 +130,7 @@ class StudyServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The address the server listens on, as a URL."""
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://[{host}]:{port}/" if ":" in str(host) else f"http://{host}:{port}/"
 
 
 def make_server(study: str | Path, host: str = "127.0.0.1", port: int = 8000, max_raters: int = 100_000,
