@@ -446,6 +446,16 @@ def test_results_cli_after_answers(running: Running, fresh_study: Path) -> None:
     assert default.checks["answers"] == 2 * len(checks)
 
 
+def test_results_of_several_studies_one_row_each(study_dir: Path, tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        shutil.copytree(study_dir, tmp_path / name, ignore=shutil.ignore_patterns(DB_FILE + "*", "results.*"))
+    result = CliRunner().invoke(main, ["study", "results", str(tmp_path / "one"), str(tmp_path / "two"),
+                                       "--out", str(tmp_path / "table")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("| g3an | real | - |") == 2  # no answers yet
+    assert len(json.loads((tmp_path / "table" / "results.json").read_text())["studies"]) == 2
+
+
 def test_port_in_use(running: Running) -> None:
     result = CliRunner().invoke(main, ["study", "serve", str(running.server.study), "--port", str(running.port)])
     assert result.exit_code == 2 and "--port" in result.output and "Traceback" not in result.output
