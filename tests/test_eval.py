@@ -163,3 +163,25 @@ def test_eval_cli_errors(dataset, tmp_path) -> None:
     assert res.exit_code != 0 and "--weights resnext-101-kinetics.pth" in res.output
     res = runner.invoke(main, ["eval", "--data", str(tmp_path), "--real-vs-real"])
     assert res.exit_code != 0 and str(tmp_path) in res.output
+
+
+def test_eval_cli_scores_a_run_directory(dataset, tmp_path, monkeypatch) -> None:
+    from g3an import create_generator, make_config
+    from g3an.checkpoint import make_checkpoint, save_checkpoint
+    from g3an.cli import eval as eval_cli
+    from g3an.cli import main
+    from g3an.metrics import runner
+    from g3an.metrics.protocols import _PROTOCOLS
+
+    cfg = make_config("g3an", ch=4, ch_d=4, dim_z_a=8, dim_z_m=4, resolution=32, fsa_level=2)
+    ckpt = tmp_path / "run" / "checkpoints" / "step-00000001.pt"
+    save_checkpoint(ckpt, make_checkpoint("g3an", cfg, create_generator("g3an", cfg)))
+    monkeypatch.setattr(runner, "load_extractor", lambda spec, weights, device: _tiny_extractor())
+    monkeypatch.setitem(eval_cli.SHORT_NAMES, "tiny", FD.name)
+    monkeypatch.setitem(_PROTOCOLS, FD.name, FD)
+    out = tmp_path / "results.json"
+    res = CliRunner().invoke(main, ["eval", str(tmp_path / "run"), "--data", str(dataset.path), "--metrics", "tiny",
+                                    "--n", "8", "--device", "cpu", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (result,) = json.loads(out.read_text())
+    assert result["metric"] == "fd8_tiny" and result["num_fake"] == 8 and len(result["checkpoint_sha256"]) == 64

@@ -32,7 +32,7 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
 
 
 @main.command("eval")
-@click.argument("ckpt", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("ckpt", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--data",
     "data",
@@ -73,7 +73,7 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
     help="Write the results (a JSON list) here; they are printed too.",
 )
 def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, device, no_ema, out) -> None:
-    """Evaluate CKPT (a checkpoint or exported .safetensors) against the real videos of --data."""
+    """Evaluate CKPT (a checkpoint, an exported .safetensors or a run directory) against the videos of --data."""
     from g3an.checkpoint import CheckpointError, load_generator
     from g3an.data.format import DatasetError, open_dataset
     from g3an.metrics.cache import StatsCache
@@ -102,6 +102,10 @@ def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, devic
             raise click.ClickException(str(err)) from None
         from g3an.metrics.protocols import sha256_file
 
+        if Path(ckpt).is_dir():  # a run directory: its latest checkpoint, as load_generator chose
+            from g3an.train.loop import latest_checkpoint
+
+            ckpt = latest_checkpoint(ckpt)
         generator, digest = generator.to(dev), sha256_file(ckpt)
     results = []
     for protocol in protocols:
