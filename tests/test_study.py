@@ -82,7 +82,8 @@ def fresh_study(study_dir: Path, tmp_path: Path) -> Path:
 # -- create -----------------------------------------------------------------------------------------
 def test_create_manifest(study_dir: Path) -> None:
     m = load_manifest(study_dir)
-    assert m["methods"]["a"]["name"] == "g3an" and m["methods"]["b"]["name"] == "real"
+    assert set(m["methods"]) == {"g3an", "real"} and m["comparisons"] == [["g3an", "real"]]
+    assert m["methods"]["real"]["kind"] == "real" and m["methods"]["g3an"]["kind"] == "model"
     assert m["video"] == {"size": [32, 32], "frames": [16]}
     assert m["seed"] == 3 and m["question"] == "Which video clip is more realistic?"
     compare = [p for p in m["pairs"] if p["kind"] == "compare"]
@@ -104,6 +105,21 @@ def test_create_manifest(study_dir: Path) -> None:
     for entry in m["media"].values():
         path = study_dir / entry["file"]
         assert path.is_file() and path.read_bytes()[4:8] == b"ftyp"  # an mp4
+
+
+def test_several_methods_in_one_study(sources: tuple[Path, Path], tmp_path: Path) -> None:
+    ckpt, real = sources
+    out = tmp_path / "table"
+    args = ["--a", f"G3AN={ckpt}", "--b", f"real={real}", "--b", f"other={real}", "--pairs", "2", "--checks", "0.25"]
+    result = CliRunner().invoke(main, ["study", "create", *args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    m = load_manifest(out)
+    assert m["comparisons"] == [["G3AN", "real"], ["G3AN", "other"]] and set(m["methods"]) == {"G3AN", "real", "other"}
+    compare = [p for p in m["pairs"] if p["kind"] == "compare"]
+    assert sorted((p["a"], p["b"]) for p in compare) == [("G3AN", "other")] * 2 + [("G3AN", "real")] * 2
+    assert sum(p["kind"] == "check" for p in m["pairs"]) == 1  # ceil(0.25 * 4)
+    result = CliRunner().invoke(main, ["study", "results", str(out)])
+    assert result.exit_code == 0 and "| G3AN | real |" in result.output and "| G3AN | other |" in result.output
 
 
 def test_broken_manifests_are_refused(study_dir: Path, tmp_path: Path) -> None:
@@ -411,7 +427,9 @@ def test_wilson_and_bootstrap_known_values() -> None:
 def test_results_on_constructed_answers() -> None:
     pairs = [{"id": f"p{i:04d}", "kind": "compare", "a_side": "left" if i % 2 else "right"} for i in range(10)]
     pairs += [{"id": "p0010", "kind": "check", "correct": "left"}, {"id": "p0011", "kind": "check", "correct": "right"}]
-    manifest = {"methods": {"a": {"name": "g3an"}, "b": {"name": "vgan"}}, "pairs": pairs}
+    for p in pairs[:10]:
+        p.update(a="g3an", b="vgan")
+    manifest = {"methods": {"g3an": {}, "vgan": {}}, "comparisons": [["g3an", "vgan"]], "pairs": pairs}
     answers = []
     for rater, n_a in (("r1", 8), ("r2", 2)):  # r1 prefers A in 8 of 10 pairs, r2 in 2
         for i, p in enumerate(pairs[:10]):
@@ -421,11 +439,11 @@ def test_results_on_constructed_answers() -> None:
     # r3 fails its check and always picks A: excluded with the default threshold
     answers += [Answer("r3", p["id"], p["a_side"], "") for p in pairs[:10]] + [Answer("r3", "p0010", "right", "")]
     res = analyse(manifest, answers)
-    assert res.row.preference_a == pytest.approx(0.5) and res.row.answers == 20 and res.row.raters == 2
-    assert res.row.wilson.low == pytest.approx(0.29930, abs=1e-4)
+    assert res.rows[0].preference_a == pytest.approx(0.5) and res.rows[0].answers == 20 and res.rows[0].raters == 2
+    assert res.rows[0].wilson.low == pytest.approx(0.29930, abs=1e-4)
     assert res.excluded == ["r3"] and res.checks["answers"] == 5 and res.checks["correct"] == 4
     kept = analyse(manifest, answers, min_check_pass=0.0)
-    assert kept.row.preference_a == pytest.approx(20 / 30) and kept.row.raters == 3
+    assert kept.rows[0].preference_a == pytest.approx(20 / 30) and kept.rows[0].raters == 3
 
 
 def test_results_cli_after_answers(running: Running, fresh_study: Path) -> None:
@@ -436,13 +454,13 @@ def test_results_cli_after_answers(running: Running, fresh_study: Path) -> None:
     assert "| g3an | real | 50.0 |" in result.output  # one rater always left, one always right
     assert "2 raters answered; attention checks" in result.output and "0 raters excluded" in result.output
     data = json.loads((fresh_study / "results.json").read_text())
-    row = data["studies"][0]["row"]
+    row = data["studies"][0]["rows"][0]
     assert row["answers"] == 2 * PAIRS and row["raters"] == 2
     assert (fresh_study / "results.md").read_text().count("| g3an | real |") == 1
     checks = [p for p in load_manifest(fresh_study)["pairs"] if p["kind"] == "check"]
     failing = {side for side in ("left", "right") if any(p["correct"] != side for p in checks)}
     default = study_results(fresh_study)  # raters who missed a check are excluded
-    assert len(default.excluded) == len(failing) and default.row.raters == 2 - len(failing)
+    assert len(default.excluded) == len(failing) and default.rows[0].raters == 2 - len(failing)
     assert default.checks["answers"] == 2 * len(checks)
 
 

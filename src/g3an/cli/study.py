@@ -30,22 +30,30 @@ def study() -> None:
     """A two-alternative human preference study: "Which video clip is more realistic?".
 
     \b
-    1. g3an study create --a runs/g3an --b data/uva-nemo --pairs 100 --same-class --out study1
+    1. g3an study create --a runs/g3an --b vgan=runs/vgan --b real=data/uva-nemo --same-class --out study1
     2. g3an study serve study1 --port 8000          (send raters to http://HOST:8000/)
     3. g3an study results study1                    (Table 2: mean preference with 95% CIs)
     """
 
 
+def _method(value: str) -> tuple[str | None, Path]:
+    """``NAME=PATH`` or ``PATH`` (an existing path containing ``=`` is taken as a path)."""
+    name, sep, path = value.partition("=")
+    if sep and name and not Path(value).exists() and all(c.isalnum() or c in "-_." for c in name):
+        return name, Path(path)
+    return None, Path(value)
+
+
 @study.command("create")
-@click.option("--a", "a", required=True, type=click.Path(path_type=Path), metavar="CKPT_OR_DIR",
-              help="Method A: a checkpoint, exported .safetensors, run directory, or a prepared dataset "
-                   "directory (real videos).")  # fmt: skip
-@click.option("--b", "b", required=True, type=click.Path(path_type=Path), metavar="CKPT_OR_DIR",
-              help="Method B, as --a.")  # fmt: skip
+@click.option("--a", "a", required=True, multiple=True, metavar="[NAME=]CKPT_OR_DIR",
+              help="Method A: a checkpoint, exported .safetensors, run directory, or a prepared dataset directory "
+                   "(real videos); NAME= names it in the table.  Repeat to compare several methods.")  # fmt: skip
+@click.option("--b", "b", required=True, multiple=True, metavar="[NAME=]CKPT_OR_DIR",
+              help="Method B, as --a; each A is compared with each B (--b vgan=runs/vgan --b real=data).")  # fmt: skip
 @click.option("--out", required=True, type=click.Path(path_type=Path), metavar="STUDY",
               help="The study directory to create.")  # fmt: skip
 @click.option("--pairs", type=click.IntRange(min=1, max=100_000), default=50, show_default=True, metavar="N",
-              help="Comparison pairs (A vs B).")  # fmt: skip
+              help="Comparison pairs per pair of methods (A vs B).")  # fmt: skip
 @click.option("--same-class", is_flag=True, help="Both videos of a pair show the same class (both sides need labels).")
 @click.option("--checks", type=click.FloatRange(min=0, max=1, max_open=True), default=0.1, show_default=True,
               metavar="FRACTION", help="Attention-check pairs (clean vs broken video) added, per pair.")  # fmt: skip
@@ -56,35 +64,47 @@ def study() -> None:
 @click.option("--fps", type=click.FloatRange(min=0.5, max=120), default=8.0, show_default=True, metavar="FPS",
               help="Frame rate of the model videos (real videos keep their dataset's).")  # fmt: skip
 @click.option("--size", type=click.IntRange(min=8, max=1024), default=None, metavar="PX",
-              help="Resize every video to PX x PX.  [default: the smaller frame size of the two sides]")  # fmt: skip
+              help="Resize every video to PX x PX.  [default: the smallest frame size of the methods]")  # fmt: skip
 @click.option("--split", default=None, metavar="NAME",
               help="Real videos only from this dataset split (e.g. test).  [default: all]")  # fmt: skip
-@click.option("--name-a", default=None, metavar="NAME", help="Name of method A in the tables.  [default: model name]")
-@click.option("--name-b", default=None, metavar="NAME", help="Name of method B.  [default: model name, or 'real']")
 @click.option("--question", default=None, metavar="TEXT",
               help="Question shown to raters.  [default: 'Which video clip is more realistic?']")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing STUDY directory (its answers too).")
-def create_cmd(a: Path, b: Path, out: Path, pairs: int, same_class: bool, checks: float, seed: int,
-               frames: int | None, fps: float, size: int | None, split: str | None, name_a: str | None,
-               name_b: str | None, question: str | None, overwrite: bool) -> None:  # fmt: skip
-    """Render the pairs of a study once into STUDY (videos, order and sides from a recorded seed)."""
+def create_cmd(a: tuple[str, ...], b: tuple[str, ...], out: Path, pairs: int, same_class: bool, checks: float,
+               seed: int, frames: int | None, fps: float, size: int | None, split: str | None, question: str | None,
+               overwrite: bool) -> None:  # fmt: skip
+    """Render the pairs of a study once into STUDY (videos, order and sides from a recorded seed).
+
+    \b
+    G3AN against real videos:  g3an study create --a runs/g3an --b data/uva-nemo --same-class --out s1
+    Table 2 in one study:      g3an study create --a g3an=runs/g3an --b vgan=runs/vgan --b tgan=runs/tgan
+                                 --b real=data/uva-nemo --pairs 50 --same-class --out table2
+    """
     import torch
 
-    from g3an.study.create import QUESTION, StudyOptions, create_study, open_source
+    from g3an.study.create import QUESTION, MediaSource, StudyOptions, create_study, open_source
 
     with _errors():
         if question is not None and not 0 < len(question.strip()) <= 300:
             raise click.BadParameter("must be 1 to 300 characters", param_hint="'--question'")
-        src_a = open_source(a, name_a, "--a", fps, split)
-        src_b = open_source(b, name_b, "--b", fps, split)
+        cache: dict[tuple[str | None, Path], MediaSource] = {}
+
+        def load(value: str, flag: str) -> MediaSource:
+            key = _method(value)
+            if key not in cache:  # the same method on both sides is loaded (and rendered) once
+                cache[key] = open_source(key[1], key[0], flag, fps, split)
+            return cache[key]
+
+        side_a = [load(v, "--a") for v in a]
+        side_b = [load(v, "--b") for v in b]
         options = StudyOptions(pairs=pairs, same_class=same_class, checks=checks, seed=seed, frames=frames, fps=fps,
                                size=(size, size) if size else None, question=question or QUESTION)  # fmt: skip
         with torch.inference_mode():
-            manifest = create_study(out, src_a, src_b, options, overwrite=overwrite, progress=True)
+            manifest = create_study(out, side_a, side_b, options, overwrite=overwrite, progress=True)
     n_checks = sum(p["kind"] == "check" for p in manifest["pairs"])
-    methods = manifest["methods"]
-    click.echo(f"{out}: {pairs} pairs {methods['a']['name']} vs {methods['b']['name']} + {n_checks} attention "
-               f"checks, {len(manifest['media'])} videos, seed {seed}")  # fmt: skip
+    versus = ", ".join(f"{x} vs {y}" for x, y in manifest["comparisons"])
+    click.echo(f"{out}: {pairs} pairs each of {versus}; {n_checks} attention checks; {len(manifest['media'])} "
+               f"videos; seed {seed}")  # fmt: skip
     click.echo(f"serve it with: g3an study serve {out}")
 
 
@@ -130,7 +150,7 @@ def serve_cmd(study_dir: Path, host: str, port: int, max_raters: int, max_connec
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
               help="Where results.json and results.md go.  [default: the first STUDY]")  # fmt: skip
 def results_cmd(studies: tuple[Path, ...], min_check_pass: float, bootstrap: int, seed: int, out: Path | None) -> None:
-    """Print and write the table of mean preference per pair of methods (one row per STUDY)."""
+    """Print and write the table of mean preference per pair of methods compared in each STUDY."""
     from g3an.study.results import format_table, study_results, write_results
 
     with _errors():
@@ -138,7 +158,7 @@ def results_cmd(studies: tuple[Path, ...], min_check_pass: float, bootstrap: int
     click.echo(format_table(results))
     for res in results:
         c = res.checks
-        click.echo(f"{res.row.study}: {res.raters_total} raters answered; attention checks "
+        click.echo(f"{res.rows[0].study if res.rows else ''}: {res.raters_total} raters answered; attention checks "
                    f"{c['correct']}/{c['answers']} correct; {len(res.excluded)} raters excluded "
                    f"(check pass rate < {min_check_pass:g})")  # fmt: skip
     json_path, md_path = write_results(results, out or studies[0])

@@ -169,16 +169,16 @@ class StudyOptions:
     """Options of :func:`create_study` (recorded in the manifest).
 
     Attributes:
-        pairs: comparison pairs (A vs B).
+        pairs: comparison pairs per pair of methods (A vs B).
         same_class: both videos of a pair show the same class (when both sides have classes).
-        checks: fraction of attention-check pairs added on top of ``pairs`` (at least one when > 0).
+        checks: attention-check pairs added, as a fraction of all comparison pairs (at least one when > 0).
         seed: seed of every random choice.
         frames: frames per model video (``None``: the generator's default); real videos are cut to the
             same length when they are longer.
         fps: frame rate of the model videos (real ones keep their dataset's).
         question: the question shown to raters.
-        size: ``(height, width)`` every video is resized to; ``None``: the smallest frame size of the two
-            sides, so neither method looks sharper only because it has more pixels.
+        size: ``(height, width)`` every video is resized to; ``None``: the smallest frame size of all
+            methods, so no method looks sharper only because it has more pixels.
     """
 
     pairs: int = 50
@@ -278,12 +278,23 @@ def _media_id(rng: random.Random, taken: set[str]) -> str:
             return mid
 
 
-def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: StudyOptions,
-                 overwrite: bool = False, progress: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Render the pairs of a study comparing ``a`` and ``b`` into ``out`` and write its manifest.
+def _unique_names(sources: Sequence[MediaSource]) -> None:
+    """Make method names unique (``g3an``, ``g3an-2``, ...) in place."""
+    seen: dict[str, int] = {}
+    for src in sources:
+        seen[src.name] = seen.get(src.name, 0) + 1
+        if seen[src.name] > 1:
+            src.name = f"{src.name}-{seen[src.name]}"
 
-    The directory is built as ``OUT.partial`` and renamed once complete, so an interrupted run never
-    leaves a study that :func:`load_manifest` accepts.
+
+def create_study(out: str | Path, a: MediaSource | Sequence[MediaSource], b: MediaSource | Sequence[MediaSource],
+                 options: StudyOptions, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Render the pairs of a study comparing each method of ``a`` with each of ``b`` into ``out``.
+
+    Each comparison (method A, method B) gets ``options.pairs`` pairs, so one study can hold a whole
+    table: G3AN against each baseline and against real videos, mixed for every rater. The directory is
+    built as ``OUT.partial`` and renamed once complete, so an interrupted run never leaves a study that
+    :func:`load_manifest` accepts.
 
     Returns:
         The manifest written to ``OUT/study.json``; ``progress`` shows a bar on stderr.
@@ -294,42 +305,54 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
     from g3an.media import save_video
 
     out = Path(out)
+    side_a = [a] if isinstance(a, MediaSource) else list(a)
+    side_b = [b] if isinstance(b, MediaSource) else list(b)
+    if not side_a or not side_b:
+        raise StudyError("give at least one method on each side", "--a" if not side_a else "--b")
     if options.pairs < 1:
         raise StudyError(f"--pairs must be >= 1, got {options.pairs}", "--pairs")
     if not 0 <= options.checks < 1:
         raise StudyError(f"--checks must be in [0, 1), got {options.checks}", "--checks")
     if out.exists() and not overwrite:
         raise StudyError(f"{out} already exists (pass --overwrite to replace it)", "--out")
-    if a.name == b.name:
-        a.name, b.name = f"{a.name}-A", f"{b.name}-B"
+    sources: list[MediaSource] = []
+    for src in side_a + side_b:
+        if all(src is not s for s in sources):
+            sources.append(src)
+    _unique_names(sources)
+    method_pairs = [(sa, sb) for sa in side_a for sb in side_b if sa is not sb]
+    if not method_pairs:
+        raise StudyError("nothing to compare: --a and --b name the same method", "--b")
     rng = random.Random(options.seed)
-    classes = _class_plan(a, b, options.same_class)
+    plans = [_class_plan(sa, sb, options.same_class) for sa, sb in method_pairs]
     frames = options.frames
     if frames is None:
-        model = a if a.kind == "model" else b if b.kind == "model" else None
-        frames = model.generator.default_frames if model is not None else None
-    used: dict[str, set[int]] = {"a": set(), "b": set()}
+        models = [s for s in sources if s.kind == "model"]
+        frames = min(m.generator.default_frames for m in models) if models else None
+    used: dict[int, set[int]] = {id(s): set() for s in sources}
     comparisons: list[tuple[_Clip, _Clip]] = []
-    for _ in range(options.pairs):
-        la = lb = None
-        if classes is not None:
-            la, lb = rng.choice(classes)
-        clip_a = _pick(a, la, rng, used["a"])
-        comparisons.append((clip_a, _pick(b, lb, rng, used["b"])))
-    n_checks = 0 if options.checks == 0 else max(1, math.ceil(options.checks * options.pairs))
-    clean_src = a if a.kind == "real" else b if b.kind == "real" else a
+    for (sa, sb), classes in zip(method_pairs, plans):
+        for _ in range(options.pairs):
+            la = lb = None
+            if classes is not None:
+                la, lb = rng.choice(classes)
+            clip_a = _pick(sa, la, rng, used[id(sa)])
+            comparisons.append((clip_a, _pick(sb, lb, rng, used[id(sb)])))
+    n_checks = 0 if options.checks == 0 else max(1, math.ceil(options.checks * len(comparisons)))
+    clean_src = next((s for s in sources if s.kind == "real"), side_a[0])
     check_clips = [_pick(clean_src, None, rng, set()) for _ in range(n_checks)]
 
-    n_videos = 2 * (len(comparisons) + len(check_clips))
-    n_render = sum(len(comparisons) + (len(check_clips) if s is clean_src else 0) for s in (a, b) if s.kind == "model")
-    bar = tqdm(total=n_render + n_videos, unit="video", desc="study create", disable=not progress)
+    by_source: dict[int, list[_Clip]] = {id(s): [] for s in sources}
+    for clip in [c for pair in comparisons for c in pair] + check_clips:
+        by_source[id(clip.source)].append(clip)
+    n_render = sum(len(by_source[id(s)]) for s in sources if s.kind == "model")
+    bar = tqdm(total=n_render + 2 * (len(comparisons) + n_checks), unit="video", desc="study create",
+               disable=not progress)  # fmt: skip
     videos: dict[int, np.ndarray] = {}  # id(clip) -> frames
-    for side, src in (("a", a), ("b", b)):
-        clips = [pair[0 if side == "a" else 1] for pair in comparisons]
-        if src is clean_src:
-            clips += check_clips
+    for k, src in enumerate(sources):
+        clips = by_source[id(src)]
         if src.kind == "model":
-            rendered = _render_model(src, clips, options.frames, options.seed, f"study-{side}", bar)
+            rendered = _render_model(src, clips, options.frames, options.seed, f"study-{k}", bar)
         else:
             rendered = [_real_frames(c, frames) for c in clips]
         videos.update({id(c): v for c, v in zip(clips, rendered)})
@@ -362,7 +385,8 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
         ma = write(videos[id(clip_a)], clip_a.source.fps, describe(clip_a))
         mb = write(videos[id(clip_b)], clip_b.source.fps, describe(clip_b))
         a_left = rng.random() < 0.5
-        pairs.append({"kind": "compare", "left": ma if a_left else mb, "right": mb if a_left else ma,
+        pairs.append({"kind": "compare", "a": clip_a.source.name, "b": clip_b.source.name,
+                      "left": ma if a_left else mb, "right": mb if a_left else ma,
                       "a_side": "left" if a_left else "right"})  # fmt: skip
     for clip in check_clips:
         clean = videos[id(clip)]
@@ -379,7 +403,8 @@ def create_study(out: str | Path, a: MediaSource, b: MediaSource, options: Study
         "format": STUDY_FORMAT,
         "format_version": STUDY_FORMAT_VERSION,
         "question": options.question,
-        "methods": {"a": a.record(), "b": b.record()},
+        "methods": {src.name: src.record() for src in sources},
+        "comparisons": [[sa.name, sb.name] for sa, sb in method_pairs],
         "seed": options.seed,
         "options": {k: v for k, v in asdict(options).items() if k != "extra"},
         "video": {"size": [int(size[0]), int(size[1])], "frames": sorted({len(v) for v in videos.values()})},
@@ -433,4 +458,6 @@ def load_manifest(study: str | Path) -> dict[str, Any]:
         key = {"compare": "a_side", "check": "correct"}.get(pair.get("kind"))
         if key is None or pair.get(key) not in ("left", "right"):
             raise StudyError(f"{path}: pair {pid!r} has no valid kind and {key or 'a_side/correct'}", "STUDY")
+        if key == "a_side" and (pair.get("a") not in methods or pair.get("b") not in methods):
+            raise StudyError(f"{path}: pair {pid!r} compares methods that are not in the manifest", "STUDY")
     return manifest

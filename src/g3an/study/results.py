@@ -1,7 +1,7 @@
 """``g3an study results``: mean preference per pair of methods with 95% confidence intervals (Table 2).
 
-For a study comparing methods A and B, every answer to a comparison pair is 1 when the rater chose
-A's video and 0 when B's. Reported per study (one row per pair of methods):
+For each pair of methods (A, B) a study compares, every answer to one of their pairs is 1 when the
+rater chose A's video and 0 when B's. Reported per pair of methods (one row of the table):
 
 - ``preference_a``: the mean over all kept answers (the paper's number, in %);
 - ``wilson``: the Wilson score 95% interval of that proportion, treating answers as independent;
@@ -94,14 +94,14 @@ class StudyResults:
     """Everything ``g3an study results`` reports for one study.
 
     Attributes:
-        row: the preference row.
-        checks: attention checks: answers, correct ones, pass rate, per-rater pass rates.
+        rows: one preference row per pair of methods compared (in the manifest's order).
+        checks: attention checks: answers, correct ones, pass rate, per-rater counts.
         excluded: ids of raters excluded for failing attention checks.
         raters_total: raters with at least one answer.
         min_check_pass: the exclusion threshold used.
     """
 
-    row: PreferenceRow
+    rows: list[PreferenceRow]
     checks: dict[str, Any] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
     raters_total: int = 0
@@ -110,10 +110,11 @@ class StudyResults:
 
 def analyse(manifest: dict[str, Any], answers: Sequence[Answer], study: str = "", min_check_pass: float = 1.0,
             n_boot: int = 2000, seed: int = 0) -> StudyResults:  # fmt: skip
-    """Preference of A over B and attention-check statistics from a manifest and its answers."""
+    """Preference of A over B for each compared pair of methods, and attention-check statistics."""
     pairs = {p["id"]: p for p in manifest["pairs"]}
+    comparisons = [tuple(c) for c in manifest.get("comparisons", [])]
     checks: dict[str, list[int]] = {}
-    prefs: dict[str, list[int]] = {}
+    prefs: dict[tuple[str, str], dict[str, list[int]]] = {c: {} for c in comparisons}
     for ans in answers:
         pair = pairs.get(ans.pair)
         if pair is None:
@@ -121,24 +122,26 @@ def analyse(manifest: dict[str, Any], answers: Sequence[Answer], study: str = ""
         if pair["kind"] == "check":
             checks.setdefault(ans.rater, []).append(int(ans.choice == pair["correct"]))
         else:
-            prefs.setdefault(ans.rater, []).append(int(ans.choice == pair["a_side"]))
+            key = (pair["a"], pair["b"])
+            prefs.setdefault(key, {}).setdefault(ans.rater, []).append(int(ans.choice == pair["a_side"]))
     rates = {r: sum(v) / len(v) for r, v in checks.items()}
     excluded = sorted(r for r, rate in rates.items() if rate < min_check_pass)
-    kept = {r: v for r, v in prefs.items() if r not in excluded}
-    per_rater = [(sum(v), len(v)) for v in kept.values()]
-    k = sum(s for s, _ in per_rater)
-    n = sum(m for _, m in per_rater)
-    methods = manifest["methods"]
-    row = PreferenceRow(
-        study=study,
-        method_a=methods["a"]["name"],
-        method_b=methods["b"]["name"],
-        preference_a=k / n if n else None,
-        wilson=wilson_interval(k, n),
-        bootstrap=bootstrap_interval(per_rater, n_boot=n_boot, seed=seed),
-        raters=len(kept),
-        answers=n,
-    )
+    rows = []
+    for (method_a, method_b), by_rater in prefs.items():
+        kept = {r: v for r, v in by_rater.items() if r not in excluded}
+        per_rater = [(sum(v), len(v)) for v in kept.values()]
+        k = sum(x for x, _ in per_rater)
+        n = sum(m for _, m in per_rater)
+        rows.append(PreferenceRow(
+            study=study,
+            method_a=method_a,
+            method_b=method_b,
+            preference_a=k / n if n else None,
+            wilson=wilson_interval(k, n),
+            bootstrap=bootstrap_interval(per_rater, n_boot=n_boot, seed=seed),
+            raters=len(kept),
+            answers=n,
+        ))  # fmt: skip
     n_checks = sum(len(v) for v in checks.values())
     correct = sum(sum(v) for v in checks.values())
     check_info = {
@@ -147,7 +150,8 @@ def analyse(manifest: dict[str, Any], answers: Sequence[Answer], study: str = ""
         "pass_rate": correct / n_checks if n_checks else None,
         "per_rater": {r: {"answers": len(v), "correct": sum(v)} for r, v in sorted(checks.items())},
     }
-    return StudyResults(row, check_info, excluded, len(set(prefs) | set(checks)), min_check_pass)
+    raters = set(checks).union(*(set(v) for v in prefs.values()))
+    return StudyResults(rows, check_info, excluded, len(raters), min_check_pass)
 
 
 def study_results(study: str | Path, min_check_pass: float = 1.0, n_boot: int = 2000, seed: int = 0) -> StudyResults:
@@ -169,20 +173,24 @@ def _pct(x: float | None) -> str:
 
 
 def format_table(results: Sequence[StudyResults]) -> str:
-    """A Markdown table, one row per study (as the paper's Table 2)."""
+    """A Markdown table, one row per compared pair of methods of each study (as the paper's Table 2).
+
+    The attention-check columns are per study (repeated on each of its rows).
+    """
     lines = [
         "| Method A | Method B | Preference for A (%) | 95% CI, Wilson | 95% CI, rater bootstrap | Raters | Answers "
         "| Checks passed | Raters excluded |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for res in results:
-        r, c = res.row, res.checks
+        c = res.checks
         checks = f"{c['correct']}/{c['answers']}" if c.get("answers") else "-"
-        lines.append(
-            f"| {r.method_a} | {r.method_b} | {_pct(r.preference_a)} | "
-            f"[{_pct(r.wilson.low)}, {_pct(r.wilson.high)}] | [{_pct(r.bootstrap.low)}, {_pct(r.bootstrap.high)}] | "
-            f"{r.raters} | {r.answers} | {checks} | {len(res.excluded)} |"
-        )
+        for r in res.rows:
+            lines.append(
+                f"| {r.method_a} | {r.method_b} | {_pct(r.preference_a)} | [{_pct(r.wilson.low)}, "
+                f"{_pct(r.wilson.high)}] | [{_pct(r.bootstrap.low)}, {_pct(r.bootstrap.high)}] | "
+                f"{r.raters} | {r.answers} | {checks} | {len(res.excluded)} |"
+            )
     return "\n".join(lines)
 
 
