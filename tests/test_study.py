@@ -167,7 +167,7 @@ def test_create_is_reproducible_and_validates(sources: tuple[Path, Path], tmp_pa
         writer.add_video(np.zeros((16, 32, 32, 3), np.uint8))
     result = CliRunner().invoke(main, ["study", "create", "--a", str(ckpt), "--b", str(unlabelled), "--same-class",
                                        "--out", str(tmp_path / "z")])  # fmt: skip
-    assert result.exit_code == 2 and "--same-class" in result.output and "--b" in result.output
+    assert result.exit_code == 2 and "--same-class" in result.output and "unlabelled" in result.output
 
 
 # -- server -----------------------------------------------------------------------------------------

@@ -192,16 +192,27 @@ class StudyOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _present(src: MediaSource) -> set[int]:
+    """Class indices ``src`` can show: every class of a model, the labels of a dataset's videos."""
+    if src.kind == "model":
+        return set(range(len(src.classes or [])))
+    indices = src.indices if src.indices is not None else range(len(src.dataset))
+    return {int(src.dataset.labels[i]) for i in indices}
+
+
 def _class_plan(a: MediaSource, b: MediaSource, same_class: bool) -> list[tuple[int, int]] | None:
     """Pairs of class indices ``(in A, in B)`` a same-class pair may use, or ``None`` for no constraint."""
     if not same_class:
         return None
     if a.classes is None or b.classes is None:
-        missing = "--a" if a.classes is None else "--b"
-        raise StudyError(f"--same-class needs class labels on both sides; {missing} has none", "--same-class")
+        missing = a if a.classes is None else b
+        raise StudyError(f"--same-class needs class labels on both sides; {missing.name} ({missing.path}) has none",
+                         "--same-class")  # fmt: skip
     common = [(a.classes.index(c), b.classes.index(c)) for c in a.classes if c in b.classes]
+    common = [(ia, ib) for ia, ib in common if ia in _present(a) and ib in _present(b)]
     if not common:
-        raise StudyError(f"--same-class: no class name in common ({a.classes} vs {b.classes})", "--same-class")
+        raise StudyError(f"--same-class: {a.name} and {b.name} have no class (with videos) in common "
+                         f"({a.classes} vs {b.classes})", "--same-class")  # fmt: skip
     return common
 
 
