@@ -103,7 +103,7 @@ def create_cmd(a: tuple[str, ...], b: tuple[str, ...], out: Path, pairs: int, sa
             manifest = create_study(out, side_a, side_b, options, overwrite=overwrite, progress=True)
     n_checks = sum(p["kind"] == "check" for p in manifest["pairs"])
     versus = ", ".join(f"{x} vs {y}" for x, y in manifest["comparisons"])
-    click.echo(f"{out}: {pairs} pairs each of {versus}; {n_checks} attention checks; {len(manifest['media'])} "
+    click.echo(f"{out}: {pairs} pairs each of {versus}; {n_checks} attention check(s); {len(manifest['media'])} "
                f"videos; seed {seed}")  # fmt: skip
     click.echo(f"serve it with: g3an study serve {out}")
 

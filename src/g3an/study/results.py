@@ -186,9 +186,10 @@ def format_table(results: Sequence[StudyResults]) -> str:
         c = res.checks
         checks = f"{c['correct']}/{c['answers']}" if c.get("answers") else "-"
         for r in res.rows:
+            wilson = f"[{_pct(r.wilson.low)}, {_pct(r.wilson.high)}]" if r.answers else "-"
+            boot = f"[{_pct(r.bootstrap.low)}, {_pct(r.bootstrap.high)}]" if r.answers else "-"
             lines.append(
-                f"| {r.method_a} | {r.method_b} | {_pct(r.preference_a)} | [{_pct(r.wilson.low)}, "
-                f"{_pct(r.wilson.high)}] | [{_pct(r.bootstrap.low)}, {_pct(r.bootstrap.high)}] | "
+                f"| {r.method_a} | {r.method_b} | {_pct(r.preference_a)} | {wilson} | {boot} | "
                 f"{r.raters} | {r.answers} | {checks} | {len(res.excluded)} |"
             )
     return "\n".join(lines)
