@@ -19,7 +19,6 @@ on the server only.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
@@ -174,14 +173,19 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             route()
         except ClientError as err:
-            self._json(err.status, {"error": err.message})
-        except (BrokenPipeError, ConnectionResetError):
+            self._reply_error(err.status, err.message)
+        except (TimeoutError, ConnectionError):  # the client went away, or was too slow to send its body
             self.close_connection = True
         except Exception:
             log.exception("error handling %s %s", self.command, self.path)
             self.close_connection = True
-            with contextlib.suppress(OSError):
-                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal server error"})
+            self._reply_error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal server error")
+
+    def _reply_error(self, status: int, message: str) -> None:
+        try:
+            self._json(status, {"error": message})
+        except OSError:  # nobody is listening any more
+            self.close_connection = True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Errors found by the base class (bad request line, long headers) as short JSON, no details."""
