@@ -402,6 +402,16 @@ def test_idle_connections_cannot_take_every_thread(fresh_study: Path) -> None:
         srv.stop()
 
 
+def test_clients_that_stall_or_vanish_mid_body(running: Running, caplog: pytest.LogCaptureFixture) -> None:
+    head = b"POST /api/answer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", running.port)) as sock:
+            sock.sendall(head)  # and hang up before the rest of the body
+    time.sleep(0.3)
+    assert running.request("GET", "/")[0] == 200  # the server serves on
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_internal_errors_are_generic(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("secret detail /etc/shadow")
