@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
 import json
 import re
@@ -467,6 +468,11 @@ def test_results_cli_after_answers(running: Running, fresh_study: Path) -> None:
     row = data["studies"][0]["rows"][0]
     assert row["answers"] == 2 * PAIRS and row["raters"] == 2
     assert (fresh_study / "results.md").read_text().count("| g3an | real |") == 1
+    rows = list(csv.DictReader((fresh_study / "answers.csv").open()))
+    assert len(rows) == len(load_manifest(fresh_study)["pairs"]) * 2
+    compare = [r for r in rows if r["kind"] == "compare"]
+    assert {r["method_a"] for r in compare} == {"g3an"} and sum(int(r["chose_a"]) for r in compare) == PAIRS
+    assert all(r["class_left"] == r["class_right"] for r in compare) and all(r["excluded"] == "0" for r in rows)
     checks = [p for p in load_manifest(fresh_study)["pairs"] if p["kind"] == "check"]
     failing = {side for side in ("left", "right") if any(p["correct"] != side for p in checks)}
     default = study_results(fresh_study)  # raters who missed a check are excluded

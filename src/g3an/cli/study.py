@@ -151,7 +151,7 @@ def serve_cmd(study_dir: Path, host: str, port: int, max_raters: int, max_connec
               help="Where results.json and results.md go.  [default: the first STUDY]")  # fmt: skip
 def results_cmd(studies: tuple[Path, ...], min_check_pass: float, bootstrap: int, seed: int, out: Path | None) -> None:
     """Print and write the table of mean preference per pair of methods compared in each STUDY."""
-    from g3an.study.results import format_table, study_results, write_results
+    from g3an.study.results import export_answers, format_table, study_results, write_results
 
     with _errors():
         results = [study_results(s, min_check_pass, bootstrap, seed) for s in studies]
@@ -163,6 +163,9 @@ def results_cmd(studies: tuple[Path, ...], min_check_pass: float, bootstrap: int
                    f"(check pass rate < {min_check_pass:g})")  # fmt: skip
     json_path, md_path = write_results(results, out or studies[0])
     click.echo(f"wrote {json_path} and {md_path}")
+    for path, res in zip(studies, results):
+        n = export_answers(path, Path(path) / "answers.csv", res.excluded)
+        click.echo(f"wrote {Path(path) / 'answers.csv'} ({n} answers)")
 
 
 main.add_command(study)

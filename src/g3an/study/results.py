@@ -28,8 +28,8 @@ import numpy as np
 from g3an.study.create import load_manifest
 from g3an.study.db import DB_FILE, Answer, StudyDB
 
-__all__ = ["Interval", "PreferenceRow", "analyse", "bootstrap_interval", "format_table", "study_results",
-           "wilson_interval", "write_results"]  # fmt: skip
+__all__ = ["Interval", "PreferenceRow", "analyse", "bootstrap_interval", "export_answers", "format_table",
+           "load_answers", "study_results", "wilson_interval", "write_results"]  # fmt: skip
 
 Z95 = 1.959963984540054
 
@@ -154,18 +154,68 @@ def analyse(manifest: dict[str, Any], answers: Sequence[Answer], study: str = ""
     return StudyResults(rows, check_info, excluded, len(raters), min_check_pass)
 
 
+def load_answers(study: str | Path) -> list[Answer]:
+    """Every answer stored for ``study`` (none when no server has run yet); the database is opened read-only."""
+    db_path = Path(study) / DB_FILE
+    if not db_path.is_file():
+        return []
+    db = StudyDB(db_path, readonly=True)
+    try:
+        return db.answers()
+    finally:
+        db.close()
+
+
 def study_results(study: str | Path, min_check_pass: float = 1.0, n_boot: int = 2000, seed: int = 0) -> StudyResults:
     """:func:`analyse` the answers stored in ``STUDY/answers.sqlite`` (none yet: an empty row)."""
     manifest = load_manifest(study)
-    db_path = Path(study) / DB_FILE
-    answers: list[Answer] = []
-    if db_path.is_file():
-        db = StudyDB(db_path, readonly=True)
-        try:
-            answers = db.answers()
-        finally:
-            db.close()
+    answers = load_answers(study)
     return analyse(manifest, answers, str(study), min_check_pass, n_boot, seed)
+
+
+def export_answers(study: str | Path, out: str | Path, excluded: Sequence[str] = ()) -> int:
+    """Write every answer of ``study`` as CSV, one row per answer, for analyses of one's own.
+
+    Columns: ``rater, pair, kind, method_a, method_b, a_side, choice, chose_a`` (comparison pairs),
+    ``correct`` (attention checks), ``class_left, class_right, created, elapsed_ms, excluded``.
+
+    Returns:
+        The number of answers written.
+    """
+    import csv
+    import io
+
+    from g3an.checkpoint import atomic_write
+
+    manifest = load_manifest(study)
+    pairs = {p["id"]: p for p in manifest["pairs"]}
+    media = manifest["media"]
+    answers = load_answers(study)
+    columns = ["rater", "pair", "kind", "method_a", "method_b", "a_side", "choice", "chose_a", "correct",
+               "class_left", "class_right", "created", "elapsed_ms", "excluded"]  # fmt: skip
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for ans in answers:
+        pair = pairs.get(ans.pair)
+        if pair is None:
+            continue
+        compare = pair["kind"] == "compare"
+        writer.writerow({
+            "rater": ans.rater, "pair": ans.pair, "kind": pair["kind"],
+            "method_a": pair.get("a", ""), "method_b": pair.get("b", ""), "a_side": pair.get("a_side", ""),
+            "choice": ans.choice, "chose_a": int(ans.choice == pair["a_side"]) if compare else "",
+            "correct": "" if compare else int(ans.choice == pair["correct"]),
+            "class_left": media[pair["left"]].get("class") or "",
+            "class_right": media[pair["right"]].get("class") or "",
+            "created": ans.created, "elapsed_ms": "" if ans.elapsed_ms is None else ans.elapsed_ms,
+            "excluded": int(ans.rater in excluded),
+        })  # fmt: skip
+        n += 1
+    text = buf.getvalue()
+    atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return n
 
 
 def _pct(x: float | None) -> str:
