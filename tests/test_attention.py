@@ -71,3 +71,25 @@ def test_inference_kernel_matches_the_training_kernel(axis: str) -> None:
     with torch.enable_grad():
         math = att(x)  # the math kernel
     torch.testing.assert_close(fused, math.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_training_attention_gives_the_same_gradients(monkeypatch) -> None:
+    from g3an.models import attention
+
+    att = AxisSelfAttention(16, "space").eval()  # eval: no power iteration between the two runs; grad still on
+    att.gamma.data.fill_(0.7)
+    x = torch.randn(3, 16, 5, 4, 4, requires_grad=True)  # 15 sequences of length 16
+
+    def grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        att.zero_grad()
+        x.grad = None
+        out = att(x)
+        out.square().sum().backward()
+        return out.detach(), [x.grad.clone()] + [p.grad.clone() for p in att.parameters()]
+
+    direct_out, direct = grads()
+    monkeypatch.setattr(attention, "CHUNK_SCORES", 4 * 16 * 16)  # chunks of 4 sequences
+    chunked_out, chunked = grads()
+    torch.testing.assert_close(chunked_out, direct_out)
+    for a, b in zip(chunked, direct):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from g3an.models.blocks import spectral_norm
 from g3an.shapes import assert_shape
@@ -81,7 +82,9 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     them per tensor). With autograd the math kernel is used: its backward is about twice as fast here.
     """
     d, c = q.shape[-1], v.shape[-1]
-    if torch.is_grad_enabled() or c % d:
+    if torch.is_grad_enabled():
+        return _attend_checkpointed(q, k, v)
+    if c % d:
         return F.scaled_dot_product_attention(q, k, v, scale=1.0)
     n, length, h = q.shape[0], q.shape[1], c // d
     vh = v.reshape(n, length, h, d).transpose(1, 2)  # (N, h, L, d)
@@ -89,6 +92,34 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     kh = k.unsqueeze(1).expand(n, h, length, d)
     out = F.scaled_dot_product_attention(qh, kh, vh, scale=1.0)  # (N, h, L, d)
     return out.transpose(1, 2).reshape(n, length, c)
+
+
+#: With autograd, attention over more elements than this (sequences x L x L) runs in chunks of sequences
+#: whose scores are recomputed in backward instead of being stored (about 128 MB of float32 per chunk).
+CHUNK_SCORES = 32 * 1024 * 1024
+
+
+def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v, scale=1.0)
+
+
+def _attend_checkpointed(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Math-kernel attention whose ``L x L`` scores are kept for at most one chunk of sequences at a time.
+
+    Small problems run directly. Large ones (the spatial attention: 1024 x 1024 scores per frame) run in
+    chunks under ``torch.utils.checkpoint``: backward recomputes each chunk's scores, so training memory
+    holds one chunk's scores instead of all of them; gradients are the same computation.
+    """
+    n, length = q.shape[0], q.shape[1]
+    per_chunk = max(1, CHUNK_SCORES // (length * length))
+    if n <= per_chunk:
+        return _math_attention(q, k, v)
+    outs = [
+        checkpoint(_math_attention, q[i : i + per_chunk], k[i : i + per_chunk], v[i : i + per_chunk],
+                   use_reentrant=False)
+        for i in range(0, n, per_chunk)
+    ]  # fmt: skip
+    return torch.cat(outs, 0)
 
 
 class FSA(nn.Module):
