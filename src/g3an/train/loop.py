@@ -274,7 +274,10 @@ class Trainer:
             with autocast:
                 loss, stats = self.objective.loss(phase, ctx)
             value = float(loss.detach())
-            if not math.isfinite(value):
+            finite = math.isfinite(value)
+            if self.env.world > 1:  # every process stops together, or none (no deadlock in the next all-reduce)
+                finite = dist_utils.all_reduce_scalars({"bad": 0.0 if finite else 1.0}, self.env.device)["bad"] == 0
+            if not finite:
                 where = f"the last good checkpoint {self.last_good} is kept" if self.last_good else "no checkpoint yet"
                 raise TrainingDiverged(
                     f"non-finite {phase.name} loss ({value}) at step {self.step}; stopping ({where}). "
