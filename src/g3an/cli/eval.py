@@ -16,6 +16,8 @@ SHORT_NAMES = {
     "fvd": "fvd2048_16f",
     "kvd": "kvd2048_16f",
 }
+#: Not a protocol: the disentanglement measures of the embedded datasets (docs/metrics.md section 12).
+DISENTANGLE = "disentangle"
 
 
 def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
@@ -46,7 +48,8 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
     default="fvd",
     show_default=True,
     metavar="LIST",
-    help=f"Comma-separated metrics: {', '.join(SHORT_NAMES)} or full protocol names.",
+    help=f"Comma-separated metrics: {', '.join(SHORT_NAMES)}, {DISENTANGLE} (embedded datasets) or full "
+    "protocol names.",
 )
 @click.option(
     "--n",
@@ -83,9 +86,14 @@ def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, devic
 
     if ckpt is None and not real_vs_real:
         raise click.UsageError("give a checkpoint, or --real-vs-real for the floor of the dataset")
+    import g3an.metrics.embedded  # noqa: F401  (registers the embedded protocols)
+
     names = [SHORT_NAMES.get(m.strip(), m.strip()) for m in metrics.split(",") if m.strip()]
+    disentangle = DISENTANGLE in names
+    if disentangle and real_vs_real:
+        raise click.UsageError("--metrics disentangle needs a checkpoint, not --real-vs-real")
     try:
-        protocols = [get_protocol(n) for n in names]
+        protocols = [get_protocol(n) for n in names if n != DISENTANGLE]
     except KeyError as err:
         raise click.BadParameter(str(err.args[0]), param_hint="--metrics") from None
     paths = _parse_weights(weights)
@@ -123,7 +131,33 @@ def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, devic
         results.append(result)
         std = f" +- {result.std:.4g}" if result.std is not None else ""
         click.echo(f"{result.metric}: {result.value:.4f}{std} ({result.num_fake} vs {result.num_real} videos)")
+    records = [r.to_dict() for r in results]
+    if disentangle:
+        records += _disentangle(generator, dataset, num, seed, batch, dev, digest)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        out.write_text(json.dumps(records, indent=2) + "\n")
         click.echo(f"wrote {out}")
+
+
+def _disentangle(generator: object, dataset: object, num: int | None, seed: int, batch: int, device: object,
+                 digest: str | None) -> list[dict]:  # fmt: skip
+    """The disentanglement measures with the dataset's embedded evaluator; ``--n`` shrinks the default counts."""
+    from g3an.metrics.embedded import EMBEDDED_DATASETS, disentanglement_report, load_evaluator
+
+    name = str(dataset.attributes.get("generator", ""))
+    kind = name.removeprefix("synth-")
+    if kind not in EMBEDDED_DATASETS:
+        raise click.ClickException(f"disentangle needs an embedded dataset (g3an data synth), not {name or 'this one'}")
+    try:
+        report = disentanglement_report(generator, load_evaluator(kind, device=device),
+                                        scale=max(1, 512 // num) if num else 1, seed=seed, batch=batch,
+                                        device=device)  # fmt: skip
+    except (ValueError, FileNotFoundError) as err:
+        raise click.ClickException(f"disentangle: {err}") from None
+    out = []
+    for r in report:
+        click.echo(f"{r.name}: {r.value:.4f}")
+        out.append({"metric": f"disentangle/{r.name}", "value": r.value, "details": r.details,
+                    "checkpoint_sha256": digest, "seed": seed})  # fmt: skip
+    return out

@@ -85,6 +85,10 @@ def load_extractor(
         model, digest = load_i3d_safetensors(weights) if weights is not None else load_installed_i3d()
         model = model.to(device).eval()
         return Extractor(spec.name, digest, lambda x: model(x.to(device)))
+    if spec.name.startswith("embedded_"):
+        from g3an.metrics.embedded import load_embedded_extractor
+
+        return load_embedded_extractor(spec, weights, device)
     raise ValueError(f"no loader for extractor {spec.name!r}")
 
 
