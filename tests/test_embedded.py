@@ -118,10 +118,9 @@ class _VideoSource:
 
 
 def test_embedded_fid_orders_real_shuffled_noise(faces) -> None:
-    """On synth-faces: real vs real (367) < real vs time-shuffled (1497) < real vs noise (2243), 25 clips a side.
+    """On synth-faces: real vs real (367) < real vs time-shuffled (1497) < real vs noise (~2250), 25 clips a side.
 
-    (On synth-actions time-shuffled clips score above noise: teleporting limbs are further from any real
-    action than noise is, for this evaluator. docs/metrics.md section 12.2.)
+    (On synth-actions the ordering holds too, but shuffled clips come close to noise: docs/metrics.md 12.2.)
     """
     protocol = get_protocol("fid2048_embedded_faces")
     ex = load_extractor(protocol.extractor)
