@@ -5,6 +5,7 @@ name such as ``fvd2048_16f`` names its whole protocol (:mod:`g3an.metrics.protoc
 :mod:`g3an.metrics.extractors`, the offline weights store in :mod:`g3an.metrics.weights`.
 """
 
+from g3an.metrics import embedded  # noqa: F401  (registers the embedded protocols)
 from g3an.metrics.cache import CachedStats, StatsCache, StatsCacheError, load_stats, save_stats, stats_key
 from g3an.metrics.feature_stats import FeatureStats
 from g3an.metrics.frechet import (
