@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,13 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, foreign, or of another model."""
 
 
-def atomic_write(path: str | Path, write: Any) -> None:
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then move the file into place, so ``path`` is never half-written.
 
-    The temporary file lives in the destination directory (same file system) and is removed on failure,
-    including a full disk; the previous file at ``path``, if any, stays intact until the final rename.
+    The one atomic-write helper of the package (checkpoints, exports, media, statistics, manifests). The
+    temporary file lives in the destination directory (same file system), is flushed to disk, made
+    readable like any file the user writes (0644; ``mkstemp`` creates 0600) and renamed over ``path``.
+    On failure, including a full disk, it is removed and the previous file at ``path`` stays intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ def atomic_write(path: str | Path, write: Any) -> None:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -14,14 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from g3an.checkpoint import atomic_write
 
 __all__ = [
     "CachedStats",
@@ -31,7 +32,6 @@ __all__ = [
     "load_stats",
     "save_stats",
     "stats_key",
-    "write_atomic",
 ]
 
 FORMAT = "g3an-stats-v1"
@@ -61,28 +61,6 @@ def stats_key(spec: Mapping[str, Any]) -> str:
             resolution, clip sampling, library version of the feature code, ...; JSON values only.
     """
     return hashlib.sha256(f"{FORMAT}\n{_canonical_json(spec)}".encode()).hexdigest()
-
-
-def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
-    """Create or replace ``path`` so that readers see the old file or the complete new one, never a part.
-
-    ``write(tmp)`` writes the content to ``tmp``, a temporary file in the same directory; it is then
-    flushed to disk, made world-readable (0644) and renamed over ``path``. On any error the temporary
-    file is removed and ``path`` is left as it was. Parent directories are created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; statistics and weights are plain readable data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def default_stats_dir() -> Path:
@@ -158,7 +136,7 @@ def save_stats(
         with open(tmp, "wb") as f:
             np.savez(f, mu=mu, sigma=sigma, count=np.asarray(int(count), dtype=np.int64), meta=np.asarray(meta_json))
 
-    write_atomic(path, write)
+    atomic_write(path, write)
     return path
 
 

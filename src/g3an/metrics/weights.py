@@ -47,7 +47,7 @@ import safetensors
 import torch
 from safetensors.torch import save_file
 
-from g3an.metrics.cache import write_atomic
+from g3an.checkpoint import atomic_write
 from g3an.metrics.extractors.i3d import InceptionI3d, check_i3d_state_dict, load_i3d_safetensors
 from g3an.metrics.protocols import sha256_file
 
@@ -277,7 +277,7 @@ def _write_manifest(weights_dir: Path, entries: Mapping[str, WeightsEntry]) -> N
     text = json.dumps(
         {"format": MANIFEST_FORMAT, "weights": {n: asdict(e) for n, e in sorted(entries.items())}}, indent=2
     )
-    write_atomic(weights_dir / MANIFEST_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    atomic_write(weights_dir / MANIFEST_FILE, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
 
 def list_weights(weights_dir: str | Path | None = None) -> list[WeightsEntry]:
@@ -415,7 +415,7 @@ def install_i3d(
         )
     }
     target = root / I3D_FILE
-    write_atomic(target, lambda tmp: save_file(state, tmp, metadata=metadata))
+    atomic_write(target, lambda tmp: save_file(state, tmp, metadata=metadata))
     entry = WeightsEntry(
         name=I3D_NAME,
         file=I3D_FILE,

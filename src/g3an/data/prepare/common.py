@@ -17,7 +17,6 @@ import hashlib
 import json
 import multiprocessing
 import multiprocessing.context
-import os
 import re
 import shutil
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from g3an.checkpoint import atomic_write
 from g3an.data.format import PARTIAL_SUFFIX, DatasetWriter, PreparedDataset
 
 __all__ = [
@@ -784,7 +784,6 @@ def _prepare(scan: ScanResult, pre: Preprocess, src: Path, out: Path, kind: str,
         "content_hash": dataset.content_hash,
     }
     report_path = out / REPORT_FILE
-    tmp = report_path.with_name(REPORT_FILE + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, report_path)
+    text = json.dumps(report, indent=1, ensure_ascii=False) + "\n"
+    atomic_write(report_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return PrepareResult(dataset, report_path, len(dataset), skipped, resumed, face_stats, warnings)
