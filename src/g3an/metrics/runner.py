@@ -34,7 +34,6 @@ from g3an.metrics.protocols import (
     MetricResult,
     PreprocessSpec,
     get_protocol,
-    sha256_file,
 )
 
 __all__ = [
@@ -190,13 +189,10 @@ def _score(protocol: MetricProtocol, real: np.ndarray | None, real_stats: Any, f
         value = frechet_distance(mu_r, sigma_r, fs.mean, fs.cov(ddof=protocol.cov_ddof))
         return value, None, {}
     if protocol.kind == "is":
-        details = {}
-        first = None
-        for splits in protocol.is_splits:
-            s = inception_score(fake, splits=splits, shuffle_seed=seed if splits > 1 else None)
-            details[f"is_{splits}_splits"] = {"mean": s.mean, "std": s.std, "std_ddof": s.std_ddof}
-            first = first or s
-        return first.mean, first.std if len(protocol.is_splits) and protocol.is_splits[0] > 1 else None, details
+        scores = [inception_score(fake, splits=n, shuffle_seed=seed if n > 1 else None) for n in protocol.is_splits]
+        details = {f"is_{s.splits}_splits": {"mean": s.mean, "std": s.std, "std_ddof": s.std_ddof} for s in scores}
+        headline = scores[0]  # the protocol's first split count; a single split has no spread
+        return headline.mean, headline.std if headline.splits > 1 else None, details
     kd = kernel_distance_subsets(real, fake, num_subsets=protocol.kvd_subsets,
                                  max_subset_size=protocol.kvd_subset_size, seed=seed)  # fmt: skip
     return kd.mean, kd.std, {}
@@ -321,7 +317,3 @@ def evaluate_real_vs_real(
                         extractor_sha256=extractor.sha256, num_fake=len(fb), num_real=len(fa), seed=seed,
                         checkpoint_sha256=None, dataset_sha256=dataset.content_hash, std=std,
                         details=details)  # fmt: skip
-
-
-def checkpoint_sha256(path: str | Path) -> str:
-    return sha256_file(path)
