@@ -32,6 +32,7 @@ __all__ = [
     "export_generator",
     "load_checkpoint",
     "load_generator",
+    "load_init_weights",
     "make_checkpoint",
     "save_checkpoint",
 ]
@@ -151,44 +152,133 @@ def _load_state(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what
         raise CheckpointError(f"{what} does not fit the architecture in the config: {' '.join(first)}") from None
 
 
-def export_generator(path: str | Path, model: str, config: Any, generator: torch.nn.Module, **meta: str) -> None:
-    """Write generator weights as safetensors, with the model name and config as JSON metadata."""
+DISCRIMINATOR_PREFIX = "discriminator/"
+RAW_GENERATOR_PREFIX = "generator_raw/"
+
+
+def export_generator(
+    path: str | Path,
+    model: str,
+    config: Any,
+    generator: torch.nn.Module,
+    *,
+    discriminator: torch.nn.Module | Mapping[str, torch.Tensor] | None = None,
+    generator_raw: torch.nn.Module | Mapping[str, torch.Tensor] | None = None,
+    **meta: str,
+) -> None:
+    """Write generator weights as safetensors, with the model name and config as JSON metadata.
+
+    ``discriminator`` and ``generator_raw`` (the non-EMA generator) are stored too when given, under the
+    key prefixes ``discriminator/`` and ``generator_raw/``, so the file can start a fine-tuning run
+    (``TrainConfig.init``); samplers read only the unprefixed generator weights.
+    """
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    parts = ["generator"]
+    for prefix, extra in ((DISCRIMINATOR_PREFIX, discriminator), (RAW_GENERATOR_PREFIX, generator_raw)):
+        if extra is None:
+            continue
+        state = extra.state_dict() if isinstance(extra, torch.nn.Module) else extra
+        tensors.update({prefix + k: v.detach().cpu().contiguous() for k, v in state.items()})
+        parts.append(prefix.rstrip("/"))
     metadata = {"format": EXPORT_FORMAT, "format_version": str(FORMAT_VERSION), "model": model,
-                "model_config": json.dumps(cfg), "package_version": __version__, **meta}  # fmt: skip
+                "model_config": json.dumps(cfg), "package_version": __version__, "contents": ",".join(parts),
+                **meta}  # fmt: skip
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def _read_export(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+    if metadata.get("format") != EXPORT_FORMAT:
+        found = metadata.get("format")
+        raise CheckpointError(f"{path}: not a g3an generator export (metadata 'format' is {found!r})")
+    return metadata, tensors
+
+
+def _strip(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_init_weights(source: str | Path, model: str | None = None) -> dict[str, Any]:
+    """The weights a fine-tuning run starts from (``TrainConfig.init``).
+
+    Args:
+        source: a shipped model name (``synth-actions``), an export holding the discriminator
+            (``g3an export --with-discriminator``), a training checkpoint ``.pt`` or a run directory.
+        model: the run's model name; a file of another model raises :class:`CheckpointError`.
+
+    Returns:
+        ``{"model", "model_config", "generator", "discriminator", "generator_ema", "source"}``;
+        ``generator_ema`` is ``None`` when the source has no EMA weights.
+    """
+    from g3an.pretrained import resolve
+
+    try:
+        path = resolve(source)
+    except (KeyError, FileNotFoundError) as err:
+        raise CheckpointError(f"init: {err}") from None
+    if path.is_dir():
+        path = _latest_step(path)
+    if path.suffix == ".safetensors":
+        metadata, tensors = _read_export(path)
+        disc = _strip(tensors, DISCRIMINATOR_PREFIX)
+        if not disc:
+            raise CheckpointError(
+                f"{path}: holds only a generator; fine-tuning needs the discriminator too "
+                "(export it with `g3an export CKPT --with-discriminator`, or start from a training checkpoint)"
+            )
+        main = {k: v for k, v in tensors.items() if "/" not in k}
+        raw = _strip(tensors, RAW_GENERATOR_PREFIX)
+        out = {"model": metadata["model"], "model_config": json.loads(metadata["model_config"]),
+               "generator": raw or main, "discriminator": disc, "generator_ema": main if raw else None}  # fmt: skip
+    else:
+        ckpt = load_checkpoint(path)
+        out = {k: ckpt.get(k) for k in ("model", "model_config", "generator", "discriminator", "generator_ema")}
+    if model is not None and out["model"] != model:
+        raise CheckpointError(f"{path}: weights of model {out['model']!r}, but this run trains {model!r}")
+    return {**out, "source": str(path)}
+
+
+def _latest_step(run_dir: Path) -> Path:
+    steps = sorted((run_dir / "checkpoints").glob("step-*.pt"))
+    if not steps:
+        raise CheckpointError(f"{run_dir}: a directory without checkpoints/step-*.pt (not a training run)")
+    return steps[-1]
 
 
 def load_generator(path: str | Path, ema: bool = True) -> tuple[str, Any, torch.nn.Module, dict[str, Any]]:
     """Load a generator from a training checkpoint (``.pt``) or an exported ``.safetensors`` file.
 
     Args:
-        path: checkpoint, exported file, or a run directory (its latest ``checkpoints/step-*.pt``).
+        path: checkpoint, exported file, a run directory (its latest ``checkpoints/step-*.pt``) or a
+            shipped model's name (``synth-actions``, ``synth-faces``; :mod:`g3an.pretrained`).
         ema: use the EMA weights when the checkpoint has them.
 
     Returns:
         ``(model_name, config, generator_in_eval_mode, info)``; ``info`` holds the file's metadata.
     """
-    path = Path(path)
+    from g3an.pretrained import resolve
+
+    try:
+        path = resolve(path)
+    except (KeyError, FileNotFoundError) as err:
+        raise CheckpointError(str(err)) from None
     if path.is_dir():
-        steps = sorted((path / "checkpoints").glob("step-*.pt"))
-        if not steps:
-            raise CheckpointError(f"{path}: a directory without checkpoints/step-*.pt (not a training run)")
-        path = steps[-1]
+        path = _latest_step(path)
     if path.suffix == ".safetensors":
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such file")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                metadata = fh.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
-        if metadata.get("format") != EXPORT_FORMAT:
-            found = metadata.get("format")
-            raise CheckpointError(f"{path}: not a g3an generator export (metadata 'format' is {found!r})")
-        ckpt = {"model": metadata["model"], "model_config": json.loads(metadata["model_config"]), "generator": tensors}
+        metadata, tensors = _read_export(path)
+        generator = {k: v for k, v in tensors.items() if "/" not in k}
+        if not ema and _strip(tensors, RAW_GENERATOR_PREFIX):  # the export's main weights are the EMA ones
+            generator = _strip(tensors, RAW_GENERATOR_PREFIX)
+        config = json.loads(metadata["model_config"])
+        ckpt = {"model": metadata["model"], "model_config": config, "generator": generator}
         info = dict(metadata)
     else:
         ckpt = load_checkpoint(path)

@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from g3an import __version__
-from g3an.checkpoint import atomic_write, load_generator
+from g3an.checkpoint import CheckpointError, atomic_write, load_generator
 from g3an.models.base import VideoGenerator
 from g3an.train.sampler import derive_seed
 
@@ -216,7 +216,15 @@ def class_names_of(info: dict[str, Any], num_classes: int) -> list[str] | None:
 
 def checkpoint_file(path: str | Path) -> Path:
     """The checkpoint file ``path`` names: itself, or for a training run directory its latest
-    ``checkpoints/step-*.pt`` (as :func:`g3an.checkpoint.load_generator`), so the record names one file."""
+    ``checkpoints/step-*.pt`` (as :func:`g3an.checkpoint.load_generator`), and for a shipped model's name
+    its file, so the record names one file."""
+    from g3an.pretrained import is_shipped, shipped_path
+
+    if is_shipped(str(path)):
+        try:
+            return shipped_path(str(path))
+        except FileNotFoundError as err:
+            raise CheckpointError(str(err)) from None
     path = Path(path)
     if path.is_dir():
         steps = sorted((path / "checkpoints").glob("step-*.pt"))

@@ -15,11 +15,19 @@ def main() -> None:
 
 @main.command("models")
 def models_cmd() -> None:
-    """List the registered models."""
+    """List the registered models and the shipped pretrained ones."""
+    from g3an.pretrained import list_shipped
     from g3an.registry import get_entry, list_models
 
     for name in list_models():
         click.echo(f"{name:10s} {get_entry(name).description}")
+    shipped = list_shipped()
+    if shipped:
+        click.echo("\nshipped pretrained models (use the name as CKPT, or init=NAME to fine-tune):")
+    for m in shipped:
+        steps = m.get("steps")
+        click.echo(f"{m['name']:14s} {m.get('model', 'g3an')} on synth-{m['dataset']}, {m['bytes'] / 1e6:.1f} MB"
+                   + (f", {steps} steps" if steps else "") + f"  ({m['path']})")  # fmt: skip
 
 
 def _register_subcommands() -> None:

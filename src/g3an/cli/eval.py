@@ -34,7 +34,7 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
 
 
 @main.command("eval")
-@click.argument("ckpt", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument("ckpt", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--data",
     "data",
@@ -76,7 +76,8 @@ def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
     help="Write the results (a JSON list) here; they are printed too.",
 )
 def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, device, no_ema, out) -> None:
-    """Evaluate CKPT (a checkpoint, an exported .safetensors or a run directory) against the videos of --data."""
+    """Evaluate CKPT (a checkpoint, an exported .safetensors, a run directory or a shipped model's name) against
+    the videos of --data."""
     from g3an.checkpoint import CheckpointError, load_generator
     from g3an.data.format import DatasetError, open_dataset
     from g3an.metrics.cache import StatsCache
@@ -109,7 +110,9 @@ def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, devic
         except CheckpointError as err:
             raise click.ClickException(str(err)) from None
         from g3an.metrics.protocols import sha256_file
+        from g3an.pretrained import resolve
 
+        ckpt = resolve(str(ckpt))
         if Path(ckpt).is_dir():  # a run directory: its latest checkpoint, as load_generator chose
             from g3an.train.loop import latest_checkpoint
 

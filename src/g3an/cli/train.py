@@ -132,9 +132,14 @@ def train_cmd(model, data, out, config_file, resume, steps, batch_size, precisio
     help="Where to write the generator weights (safetensors, config as JSON metadata).",
 )
 @click.option("--no-ema", is_flag=True, help="Export the raw generator even when the checkpoint has EMA weights.")
-def export_cmd(ckpt: Path, out: Path, no_ema: bool) -> None:
+@click.option(
+    "--with-discriminator",
+    is_flag=True,
+    help="Also store the discriminator (and the raw generator), so the file can start a fine-tuning run (init=FILE).",
+)
+def export_cmd(ckpt: Path, out: Path, no_ema: bool, with_discriminator: bool) -> None:
     """Export the generator of a checkpoint for sharing and sampling (no optimizer state, no pickle)."""
-    from g3an.checkpoint import CheckpointError, export_generator, load_generator
+    from g3an.checkpoint import CheckpointError, export_generator, load_checkpoint, load_generator
 
     if out.suffix != ".safetensors":
         raise click.BadParameter(f"{out} must end in .safetensors", param_hint="--out")
@@ -144,6 +149,14 @@ def export_cmd(ckpt: Path, out: Path, no_ema: bool) -> None:
         raise click.ClickException(str(err)) from None
     step = (info.get("counters") or {}).get("step")
     class_names = json.dumps((info.get("meta") or {}).get("class_names") or [])
-    export_generator(out, name, cfg, gen, source=str(ckpt.name), step=str(step), class_names=class_names)
+    extra = {}
+    if with_discriminator:
+        if ckpt.suffix == ".safetensors":
+            raise click.BadParameter("--with-discriminator needs a training checkpoint (.pt)", param_hint="CKPT")
+        full = load_checkpoint(ckpt, model=name)
+        extra = {"discriminator": full["discriminator"]}
+        if not no_ema and full.get("generator_ema") is not None:
+            extra["generator_raw"] = full["generator"]
+    export_generator(out, name, cfg, gen, source=str(ckpt.name), step=str(step), class_names=class_names, **extra)
     n = sum(p.numel() for p in gen.parameters())
     click.echo(f"wrote {out}: {name} generator, {n:,} parameters{'' if step is None else f', step {step}'}")

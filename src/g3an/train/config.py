@@ -79,6 +79,10 @@ class TrainConfig:
         workers: DataLoader worker processes per training process.
         threads: torch CPU threads (``None``: PyTorch's default).
         compile: wrap the networks with ``torch.compile``.
+        init: start from these weights instead of a random initialisation (fine-tuning): a shipped model's
+            name (``synth-actions``, ``synth-faces``), an export holding the discriminator, a training
+            checkpoint or a run directory. G, D and (with ``ema_half_life``) the EMA generator are loaded;
+            optimisers and counters start fresh at step 0. The model config must equal the source's.
     """
 
     model: str = "g3an"
@@ -106,6 +110,7 @@ class TrainConfig:
     workers: int = 2
     threads: int | None = None
     compile: bool = False
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.optim, dict):
@@ -135,6 +140,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.ema_half_life is not None and self.ema_half_life <= 0:
             raise ValueError(f"ema_half_life must be positive (videos) or null, got {self.ema_half_life}")
+        if self.init is not None and (not isinstance(self.init, str) or not self.init):
+            raise ValueError(f"init must be a shipped model name or a path, got {self.init!r}")
         if self.eval_every and not self.eval_metric:
             raise ValueError("eval_every > 0 needs eval_metric (the metric that picks best.pt)")
         cfg = dict(self.model_config)

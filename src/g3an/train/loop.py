@@ -10,6 +10,7 @@ order from (seed, epoch), so ``N`` steps in one go and ``N/2`` + resume + ``N/2`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import re
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from g3an.checkpoint import CheckpointError, load_checkpoint, make_checkpoint, save_checkpoint
+from g3an.checkpoint import CheckpointError, load_checkpoint, load_init_weights, make_checkpoint, save_checkpoint
 from g3an.models.base import VideoGenerator
 from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
@@ -231,6 +232,24 @@ class Trainer:
         self.best = ckpt["counters"].get("best")
         torch.set_rng_state(ckpt["rng"]["torch"])
         self.last_good = path
+
+    def initialise_from(self, source: str) -> None:
+        """Load G, D and the EMA generator from ``source`` (``TrainConfig.init``) before step 0."""
+        init = load_init_weights(source, model=self.cfg.model)
+        theirs = make_config(self.cfg.model, init["model_config"])
+        if theirs != self.model_cfg:
+            diff = {k: (v, getattr(self.model_cfg, k)) for k, v in dataclasses.asdict(theirs).items()
+                    if getattr(self.model_cfg, k) != v}  # fmt: skip
+            detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+            raise CheckpointError(f"init {init['source']}: its model config differs from this run's ({detail})")
+        try:
+            self.G.load_state_dict(init["generator"])
+            self.D.load_state_dict(init["discriminator"])
+            if self.ema is not None:
+                self.ema.load_state_dict(init["generator_ema"] or init["generator"])
+        except (RuntimeError, KeyError) as err:
+            first = str(err).splitlines()[0]
+            raise CheckpointError(f"init {init['source']}: does not fit this run ({first})") from None
 
     def save(self) -> Path | None:
         path = None
@@ -450,4 +469,6 @@ def fit(
         if path is None:
             raise CheckpointError(f"{run_dir}: no checkpoint to resume from (checkpoints/step-*.pt)")
         trainer.load(path)
+    elif cfg.init:
+        trainer.initialise_from(cfg.init)
     return trainer.run(evaluator)
