@@ -31,6 +31,7 @@ from g3an.study.create import StudyError, StudyOptions, create_study, load_manif
 from g3an.study.db import DB_FILE, Answer, StudyDB
 from g3an.study.results import analyse, bootstrap_interval, study_results, wilson_interval
 from g3an.study.server import MAX_BODY, StudyServer, make_server
+from tests.webdriver import start_browser
 
 CLASSES = ["smile", "frown"]
 PAIRS, CHECKS = 6, 0.34  # -> 3 attention checks, 9 pairs per rater
@@ -504,96 +505,9 @@ def test_cli_errors_name_the_flag(tmp_path: Path) -> None:
 
 
 # -- browser ---------------------------------------------------------------------------------------
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-class WebDriver:
-    """The few W3C WebDriver calls the test needs, over plain HTTP to a local chromedriver."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.proc = subprocess.Popen([str(CHROMEDRIVER), f"--port={self.port}"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)  # fmt: skip
-        self.session = ""
-        try:
-            self._start()
-        except BaseException:
-            self.close()
-            raise
-
-    def _start(self) -> None:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if self.call("GET", "/status")["ready"]:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("chromedriver did not start")
-            time.sleep(0.1)
-        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
-        caps = {"alwaysMatch": {"goog:chromeOptions": {"binary": str(CHROMIUM), "args": args}}}
-        self.session = self.call("POST", "/session", {"capabilities": caps})["sessionId"]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                         headers={"Content-Type": "application/json"})  # fmt: skip
-            data = json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
-        value = data.get("value")
-        if isinstance(value, dict) and "error" in value:
-            raise RuntimeError(f"webdriver: {value['error']}: {value.get('message', '')[:300]}")
-        return value
-
-    def s(self, method: str, path: str, body: Any = None) -> Any:
-        return self.call(method, f"/session/{self.session}{path}", body)
-
-    def js(self, script: str) -> Any:
-        return self.s("POST", "/execute/sync", {"script": script, "args": []})
-
-    def wait(self, script: str, timeout: float = 20) -> Any:
-        deadline = time.monotonic() + timeout
-        while not (value := self.js(script)):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for: {script}")
-            time.sleep(0.1)
-        return value
-
-    def click(self, css: str) -> None:
-        found = self.s("POST", "/element", {"using": "css selector", "value": css})
-        assert isinstance(found, dict) and len(found) == 1, found
-        element = next(iter(found.values()))
-        self.s("POST", f"/element/{element}/click", {})
-
-    def key(self, key: str) -> None:
-        keys = [{"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]
-        self.s("POST", "/actions", {"actions": [{"type": "key", "id": "keyboard", "actions": keys}]})
-
-    def close(self) -> None:
-        try:
-            if self.session:
-                self.call("DELETE", f"/session/{self.session}")
-        finally:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 def test_headless_chromium_answers_by_clicking(running: Running) -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.skip(f"headless browser test needs {' and '.join(missing)}: `apt-get install chromium chromium-driver`")
     total = len(running.server.pairs)
-    try:
-        browser = WebDriver()
-    except (OSError, RuntimeError) as err:  # installed but unable to start here (sandbox, missing libraries, ...)
-        pytest.skip(f"headless Chromium could not start: {err}")
+    browser = start_browser()
     try:
         browser.s("POST", "/url", {"url": f"http://127.0.0.1:{running.port}/"})
         seen = []

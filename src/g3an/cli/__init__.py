@@ -41,6 +41,7 @@ def _register_subcommands() -> None:
     from g3an.cli import train  # noqa: F401
     from g3an.cli import weights  # noqa: F401
     from g3an.cli import study  # noqa: F401
+    from g3an.cli import demo  # noqa: F401
     # isort: on
 
 
