@@ -1,0 +1,212 @@
+"""Train, export, evaluate and describe the shipped G3AN models (``g3an/assets/models``).
+
+For each embedded dataset this runs the project's own commands, in order, and records them:
+
+1. ``g3an data synth DATASET --size 32`` (skipped when the data exist);
+2. ``g3an train`` with the shipped configuration (or ``--resume`` when the run directory has checkpoints, so
+   an interrupted run continues; ``--steps`` may stop earlier or extend it);
+3. ``g3an export --with-discriminator`` of the last checkpoint into ``src/g3an/assets/models`` (EMA generator,
+   raw generator and discriminator, so ``init=synth-actions`` can fine-tune it);
+4. ``g3an eval`` of the export: embedded FID and IS and the disentanglement measures;
+5. the model card ``NAME.json`` beside the weights, and ``docs/models.md`` from every card.
+
+    python scripts/train_shipped_models.py --work runs/shipped --steps 4000
+    python scripts/train_shipped_models.py --work runs/shipped --steps 1400 --datasets faces   # stop / export at 1400
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "src" / "g3an" / "assets" / "models"
+CLASSES = {"actions": 10, "faces": 6}
+STEM = {"actions": "g3an_synth_actions", "faces": "g3an_synth_faces"}
+
+# The shipped configuration: a conditional G3AN at 32x32, small enough to train on a 2-core CPU.
+TRAIN_OPTIONS = ["--batch-size", "16", "--workers", "1", "--no-progress"]
+TRAIN_OVERRIDES = ["model.resolution=32", "model.ch=16", "model.ch_d=16", "model.fsa_level=2", "threads=1",
+                   "ema_half_life=8000", "sample_every=250", "checkpoint_every=200", "keep_last=2",
+                   "log_every=25"]  # fmt: skip
+
+
+def g3an(*args: str) -> list[str]:
+    return [sys.executable, "-m", "g3an", *args]
+
+
+def shown(cmd: list[str]) -> str:
+    """The command as a user types it (``g3an ...``)."""
+    return shlex.join(["g3an", *cmd[3:]] if cmd[:3] == [sys.executable, "-m", "g3an"] else cmd)
+
+
+def run(cmd: list[str]) -> None:
+    print("$", shown(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def train_seconds(run_dir: Path) -> tuple[float, int]:
+    """Training time summed from ``log.jsonl`` (seconds per step x steps per log interval) and the last step."""
+    seconds, last = 0.0, 0
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "time/sec_per_step" in rec:
+            seconds += rec["time/sec_per_step"] * (rec["step"] - last)
+            last = rec["step"]
+    return seconds, last
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    cpu = "unknown CPU"
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        names = [x.split(":", 1)[1].strip() for x in info.read_text().splitlines() if x.startswith("model name")]
+        cpu = names[0] if names else cpu
+
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, torch {torch.__version__}"
+
+
+def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int) -> dict:
+    data = work / "data" / f"synth-{dataset}-32"
+    run_dir = work / "runs" / f"ship-{dataset}"
+    cmds: dict[str, str] = {}
+    data_cmd = g3an("data", "synth", dataset, "--out", str(data), "--size", "32", "--seed", str(seed), "--quiet")
+    cmds["data"] = shown(data_cmd)
+    if not (data / "meta.json").is_file():
+        run(data_cmd)
+    train_cmd = g3an("train", "--data", str(data), "--out", str(run_dir), "--steps", str(steps), "--seed", str(seed),
+                     *TRAIN_OPTIONS, *TRAIN_OVERRIDES, f"model.num_classes={CLASSES[dataset]}")  # fmt: skip
+    cmds["train"] = shown(train_cmd)
+    if any((run_dir / "checkpoints").glob("step-*.pt")):
+        run(g3an("train", "--resume", str(run_dir), "--steps", str(steps), "--no-progress"))
+    else:
+        run(train_cmd)
+    last = sorted((run_dir / "checkpoints").glob("step-*.pt"))[-1]
+    out = ASSETS / f"{STEM[dataset]}.safetensors"
+    export_cmd = g3an("export", str(last), "--out", str(out), "--with-discriminator")
+    cmds["export"] = shown(export_cmd)
+    run(export_cmd)
+    metrics_json = work / f"eval-{dataset}.json"
+    eval_cmd = g3an("eval", str(out), "--data", str(data), "--n", str(eval_n), "--out", str(metrics_json),
+                    "--metrics", f"fid2048_embedded_{dataset},is2048_embedded_{dataset},disentangle")  # fmt: skip
+    cmds["eval"] = shown(eval_cmd)
+    run(eval_cmd)
+    records = json.loads(metrics_json.read_text())
+    seconds, last_step = train_seconds(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    from g3an.checkpoint import load_generator
+
+    _, _, gen, info = load_generator(out)
+    card = {
+        "name": f"synth-{dataset}",
+        "model": "g3an",
+        "dataset": f"synth-{dataset} (g3an data synth {dataset} --size 32 --seed {seed}), split train",
+        "class_names": json.loads(info["class_names"]),
+        "model_config": config["model_config"],
+        "steps": last_step,
+        "videos_seen": last_step * int(config["batch_size"]),
+        "batch_size": config["batch_size"],
+        "train_seconds": round(seconds),
+        "trained_on": machine(),
+        "generator_parameters": sum(p.numel() for p in gen.parameters()),
+        "bytes": out.stat().st_size,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "metrics": {r["metric"]: r["value"] for r in records},
+        "commands": cmds,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {out} ({card['bytes'] / 1e6:.2f} MB) and its card", flush=True)
+    return card
+
+
+def write_docs(cards: list[dict], path: Path) -> None:
+    lines = ["# Shipped models", "",
+             "Small G3AN generators trained by `scripts/train_shipped_models.py` on the embedded datasets ship inside",
+             "the package (`src/g3an/assets/models/`, each with its discriminator and raw generator for fine-tuning).",
+             "Use a name wherever a checkpoint goes:", "",
+             "```bash",
+             "g3an sample synth-actions --n 16 --out samples.gif --class walk",
+             "g3an manipulate synth-faces vary-motion --out motion.gif",
+             "g3an train --data data/synth-actions-32 --out runs/ft model.resolution=32 model.ch=16 model.ch_d=16 \\",
+             "    model.fsa_level=2 model.num_classes=10 init=synth-actions   # fine-tune",
+             "```", "",
+             "They are conditional G3AN models at 32x32 (16 frames), trained briefly on a 2-core CPU: good enough to",
+             "show appearance and motion moving independently, far from converged. This file is written by the",
+             "script from the model cards (`NAME.json` beside each file).", ""]  # fmt: skip
+    for c in cards:
+        m = c["metrics"]
+        lines += [f"## `{c['name']}`", "",
+                  "| | |", "| --- | --- |",
+                  f"| data | {c['dataset']} |",
+                  f"| classes | {', '.join(c['class_names'])} |",
+                  f"| architecture | G3AN, {json.dumps(c['model_config'], sort_keys=True)} |",
+                  f"| generator parameters | {c['generator_parameters']:,} |",
+                  f"| file | {c['bytes'] / 1e6:.2f} MB (G EMA + G raw + D), sha256 `{c['sha256'][:16]}...` |",
+                  f"| training | {c['steps']} steps at batch {c['batch_size']} ({c['videos_seen']:,} videos), "
+                  f"{c['train_seconds'] / 3600:.2f} h |",
+                  f"| machine | {c['trained_on']} |", ""]  # fmt: skip
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| `{k}` | {v:.4f} |" for k, v in m.items()]
+        lines += ["", "Commands:", "", "```bash", *c["commands"].values(), "```", ""]
+    path.write_text("\n".join(lines))
+    print(f"wrote {path}", flush=True)
+
+
+def write_results_section(cards: list[dict], path: Path) -> None:
+    """The "Shipped models" section of docs/results.md (between its markers; the rest of the file is kept)."""
+    start, end = "<!-- shipped-models:start -->", "<!-- shipped-models:end -->"
+    rows = ["## Shipped models", "",
+            "Trained by `python scripts/train_shipped_models.py` (commands and metrics per model in "
+            "[models.md](models.md)).", "",
+            "| model | steps x batch | training time | machine | FID (embedded) | IS (embedded) |",
+            "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for c in cards:
+        fid = next((v for k, v in c["metrics"].items() if k.startswith("fid")), float("nan"))
+        is_ = next((v for k, v in c["metrics"].items() if k.startswith("is")), float("nan"))
+        rows.append(f"| `{c['name']}` | {c['steps']} x {c['batch_size']} | {c['train_seconds'] / 3600:.2f} h "
+                    f"| {c['trained_on']} | {fid:.2f} | {is_:.2f} |")  # fmt: skip
+    block = "\n".join([start, *rows, end])
+    text = path.read_text() if path.is_file() else "# Results\n\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+    print(f"wrote {path}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "shipped", help="data, runs and evaluations")
+    parser.add_argument("--datasets", default="actions,faces")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--eval-n", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")
+    args = parser.parse_args()
+    t0 = time.time()
+    for d in args.datasets.split(","):
+        if d not in CLASSES:
+            parser.error(f"--datasets: unknown dataset {d!r} (actions, faces)")
+        ship(d, args.work, args.steps, args.eval_n, args.seed)
+    cards = [json.loads(p.read_text()) for p in sorted(ASSETS.glob("*.json"))]
+    write_docs(cards, args.docs)
+    write_results_section(cards, args.docs.parent / "results.md")
+    print(f"done in {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
