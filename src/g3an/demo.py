@@ -40,7 +40,7 @@ from g3an.report import MediaItem, MetricRow, Report, Stage, write_report
 __all__ = ["DEFAULT_STEPS", "DemoConfig", "DemoError", "run_demo"]
 
 #: Fine-tuning steps of the default demo (chosen so the whole demo stays near 10 minutes on 2 CPU cores).
-DEFAULT_STEPS = 150
+DEFAULT_STEPS = 200
 
 #: The architecture of the shipped synth-actions model, used when training from scratch.
 SCRATCH_MODEL = {"resolution": 32, "ch": 16, "ch_d": 16, "fsa_level": 2, "num_classes": 10}
@@ -188,20 +188,29 @@ class _Manifest:
 @dataclass
 class _Timed:
     seconds: float = 0.0
+    cpu_seconds: float | None = None
     reused: bool = False
+
+
+def _cpu_time() -> float:
+    """CPU seconds of this process (every thread) and of its finished child processes (dataset workers)."""
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 @contextlib.contextmanager
 def _timed(manifest: _Manifest, name: str) -> Iterator[_Timed]:
-    """Time a stage; a reused stage keeps the time it took when it ran."""
+    """Time a stage (wall clock and CPU); a reused stage keeps the times it took when it ran."""
     t = _Timed()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_time()
     yield t
-    spent = time.perf_counter() - t0
-    if t.reused and manifest.stage(name).get("seconds") is not None:
-        t.seconds = float(manifest.stage(name)["seconds"])
+    before = manifest.stage(name)
+    if t.reused and before.get("seconds") is not None:
+        t.seconds, t.cpu_seconds = float(before["seconds"]), before.get("cpu_seconds")
     else:
-        t.seconds = spent
+        t.seconds, t.cpu_seconds = time.perf_counter() - t0, _cpu_time() - c0
 
 
 # -- stages -------------------------------------------------------------------------------------------
@@ -228,8 +237,23 @@ def _data(cfg: DemoConfig, manifest: _Manifest) -> tuple[Path, Stage]:
         if not reuse:
             generate(synth, path, workers=cfg.workers, progress=cfg.progress)
     note = "reused from an earlier run" if t.reused else ""
-    manifest.record("data", seconds=t.seconds, command=command)
-    return path, Stage("data", t.seconds, command, note)
+    manifest.record("data", seconds=t.seconds, cpu_seconds=t.cpu_seconds, command=command)
+    return path, Stage("data", t.seconds, command, note, t.cpu_seconds)
+
+
+def _shipped_missing(init: str) -> bool:
+    """True when ``init`` names a shipped model whose weights are not installed (a source checkout without them)."""
+    try:
+        from g3an.pretrained import is_shipped, resolve
+    except ImportError:
+        return False
+    if not is_shipped(init):
+        return False
+    try:
+        resolve(init)
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def _model_config(cfg: DemoConfig) -> dict[str, Any]:
@@ -302,8 +326,10 @@ def _train(cfg: DemoConfig, data: Path, manifest: _Manifest) -> tuple[Path, Stag
     if result.checkpoint is None:
         raise DemoError(f"{run}: training wrote no checkpoint")
     note = "reused from an earlier run" if t.reused else ("resumed" if existing is not None else "")
-    manifest.record("train", seconds=t.seconds, command=command, checkpoint=str(result.checkpoint))
-    return Path(result.checkpoint), Stage("train", t.seconds, command, note)
+    manifest.record(
+        "train", seconds=t.seconds, cpu_seconds=t.cpu_seconds, command=command, checkpoint=str(result.checkpoint)
+    )
+    return Path(result.checkpoint), Stage("train", t.seconds, command, note, t.cpu_seconds)
 
 
 @dataclass
@@ -392,8 +418,9 @@ def _media(cfg: DemoConfig, data: Path, ckpt: Path, manifest: _Manifest) -> tupl
             bar.update(1)
         bar.close()
         t.reused = fresh == 0
-    manifest.record("media", seconds=t.seconds, command="\n".join(commands))
-    return items, Stage("media", t.seconds, "\n".join(commands), "reused from an earlier run" if t.reused else "")
+    manifest.record("media", seconds=t.seconds, cpu_seconds=t.cpu_seconds, command="\n".join(commands))
+    note = "reused from an earlier run" if t.reused else ""
+    return items, Stage("media", t.seconds, "\n".join(commands), note, t.cpu_seconds)
 
 
 def _evaluate_one(cfg: DemoConfig, source: Path, ckpt_arg: str, data: Path, out: Path,
@@ -465,8 +492,9 @@ def _eval(cfg: DemoConfig, data: Path, ckpt: Path, manifest: _Manifest) -> tuple
                 fresh += 1
             results[key] = {"records": records, "command": command}
         t.reused = fresh == 0
-    manifest.record("eval", seconds=t.seconds, command="\n".join(commands))
-    return results, Stage("eval", t.seconds, "\n".join(commands), "reused from an earlier run" if t.reused else "")
+    manifest.record("eval", seconds=t.seconds, cpu_seconds=t.cpu_seconds, command="\n".join(commands))
+    note = "reused from an earlier run" if t.reused else ""
+    return results, Stage("eval", t.seconds, "\n".join(commands), note, t.cpu_seconds)
 
 
 def _metric_rows(results: dict[str, Any]) -> list[MetricRow]:
@@ -484,6 +512,22 @@ def _metric_rows(results: dict[str, Any]) -> list[MetricRow]:
     return rows
 
 
+def demo_command(cfg: DemoConfig) -> str:
+    """The ``g3an demo`` command line of ``cfg`` (options that differ from the defaults)."""
+    default = DemoConfig()
+    args: list[object] = ["g3an", "demo", "--out", cfg.out]
+    for name, flag in (("steps", "--steps"), ("videos", "--videos"), ("eval_n", "--eval-n"),
+                       ("batch_size", "--batch-size"), ("seed", "--seed"), ("threads", "--threads")):  # fmt: skip
+        if getattr(cfg, name) != getattr(default, name):
+            args += [flag, getattr(cfg, name)]
+    if cfg.init is None:
+        args.append("--from-scratch")
+        args += [f"model.{k}={json.dumps(v)}" for k, v in cfg.model_overrides.items()]
+    elif cfg.init != default.init:
+        args += ["--init", cfg.init]
+    return _cmd(*args)
+
+
 def run_demo(cfg: DemoConfig) -> Path:
     """Run every stage (reusing finished ones) and write ``OUT/report.html``; returns its path."""
     t_start = time.perf_counter()
@@ -492,6 +536,12 @@ def run_demo(cfg: DemoConfig) -> Path:
     manifest = _Manifest(cfg.out / "demo.json")
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
     manifest.data["options"] = options
+    notes = []
+    if cfg.init is not None and _shipped_missing(cfg.init):
+        notes.append(f"The shipped model {cfg.init!r} is not part of this installation, so this demo trained "
+                     "from scratch instead of fine-tuning it.")  # fmt: skip
+        _say(f"note: the shipped model {cfg.init!r} is not installed; training from scratch instead")
+        cfg = dataclasses.replace(cfg, init=None)
     facts = machine_facts()
     with _threads(cfg.threads):
         facts["torch threads"] = str(torch.get_num_threads())
@@ -500,13 +550,12 @@ def run_demo(cfg: DemoConfig) -> Path:
     items, s_media = _media(cfg, data, ckpt, manifest)
     results, s_eval = _eval(cfg, data, ckpt, manifest)
     _say(f"[5/5] report -> {cfg.out / 'report.html'}")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_time()
     how = f"fine-tuned from the shipped model {cfg.init}" if cfg.init else "trained from scratch"
     facts["started"] = started.strftime("%Y-%m-%d %H:%M:%S UTC")
     facts["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     facts["this invocation"] = f"{time.perf_counter() - t_start:.1f} s (stages reused from earlier runs take ~0 s)"
     facts["checkpoint"] = str(ckpt)
-    notes = []
     if cfg.init is None:
         notes.append("Trained from scratch for few steps: expect blurry figures. The default demo fine-tunes "
                      "the shipped model instead.")  # fmt: skip
@@ -526,9 +575,9 @@ def run_demo(cfg: DemoConfig) -> Path:
         facts=facts,
         notes=notes,
     )
-    report.stages.append(Stage("report", 0.0, _cmd("g3an", "demo", "--out", cfg.out)))
+    report.stages.append(Stage("report", 0.0, demo_command(cfg)))
     path = write_report(report, cfg.out)
-    report.stages[-1].seconds = time.perf_counter() - t0
+    report.stages[-1].seconds, report.stages[-1].cpu_seconds = time.perf_counter() - t0, _cpu_time() - c0
     path = write_report(report, cfg.out)
     manifest.record("report", seconds=report.stages[-1].seconds, command=report.stages[-1].command)
     return path

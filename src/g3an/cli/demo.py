@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from g3an.cli import main
-from g3an.demo import DEFAULT_STEPS
+from g3an.demo import DemoConfig
 
 
 @main.command("demo")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs/demo"),
+    default=DemoConfig.out,
     show_default=True,
     metavar="DIR",
     help="Output directory; a rerun reuses what is already there.",
@@ -22,7 +22,7 @@ from g3an.demo import DEFAULT_STEPS
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
-    default=DEFAULT_STEPS,
+    default=DemoConfig.steps,
     show_default=True,
     metavar="N",
     help="Training (fine-tuning) steps.",
@@ -30,7 +30,7 @@ from g3an.demo import DEFAULT_STEPS
 @click.option("--from-scratch", is_flag=True, help="Train without the shipped model (expect blurry figures).")
 @click.option(
     "--init",
-    default="synth-actions",
+    default=DemoConfig.init,
     show_default=True,
     metavar="NAME|FILE",
     help="Weights fine-tuning starts from: a shipped model, an exported .safetensors or a checkpoint.",
@@ -38,7 +38,7 @@ from g3an.demo import DEFAULT_STEPS
 @click.option(
     "--videos",
     type=click.IntRange(min=10),
-    default=1000,
+    default=DemoConfig.videos,
     show_default=True,
     metavar="N",
     help="Videos of the synthetic dataset.",
@@ -46,21 +46,21 @@ from g3an.demo import DEFAULT_STEPS
 @click.option(
     "--eval-n",
     type=click.IntRange(min=10),
-    default=128,
+    default=DemoConfig.eval_n,
     show_default=True,
     metavar="N",
-    help="Generated videos for embedded FID / IS (the metric names carry it; IS needs 10 for its 10 splits); the disentanglement "
-    "group counts are divided by 512 / N as `g3an eval --n N` does.",
+    help="Generated videos for embedded FID / IS (the metric names carry it; IS needs 10 for its 10 splits); "
+    "the disentanglement group counts are divided by 512 / N as `g3an eval --n N` does.",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=16,
+    default=DemoConfig.batch_size,
     show_default=True,
     metavar="B",
     help="Training batch (videos per step).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of data, training, sampling, evaluation.")
+@click.option("--seed", type=int, default=DemoConfig.seed, show_default=True, help="Seed of every random draw.")
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -71,7 +71,7 @@ from g3an.demo import DEFAULT_STEPS
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=2,
+    default=DemoConfig.workers,
     show_default=True,
     metavar="W",
     help="Processes drawing the dataset.",
