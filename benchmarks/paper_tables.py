@@ -12,6 +12,10 @@ tables (mean ± std over seeds) are written into ``docs/results.md`` between the
     python benchmarks/paper_tables.py                                   # every row, both datasets, defaults
     python benchmarks/paper_tables.py --rows g3an,mocogan --seeds 2 --steps 50 --work-dir /tmp/pt
     python benchmarks/paper_tables.py --list-rows                       # the rows and their tables
+    python benchmarks/paper_tables.py --estimate                        # measured cost of each row, expected time
+
+At 32x32 every row is cheap except F-SA at level 3 (attention over all 1024 pixels of every frame): that
+one row costs about as much as the other thirteen together (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ MEASURES = (
     "conditional_accuracy",
     "temporal_appearance_consistency",
 )
+RUN_OVERHEAD_S = 5.0  # seconds per run beyond training steps and evaluation videos (setup, checkpoints, loading)
 FULL_G3AN_FSA_LEVEL = 2  # the paper's level 3 of 0-4 at 64x64, mapped to 32x32 (see LEVEL_NOTE)
 
 
@@ -293,17 +298,21 @@ def execute_run(spec_dict: dict[str, Any], work_dir: str, threads: int | None) -
                               "package_version": g3an.__version__, "torch_version": torch.__version__,
                               "git": git_commit(), "threads": torch.get_num_threads(),
                               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    cpu0 = time.process_time()
     trained = train_run(spec, wd)
     record.update(trained)
-    record["seconds"] = {"train": trained["seconds"], "eval": 0.0}
+    # wall and CPU seconds of this process (on a shared machine the CPU time is the one to extrapolate from)
+    record["seconds"] = {"train": trained["seconds"], "eval": 0.0, "train_cpu": time.process_time() - cpu0,
+                         "eval_cpu": 0.0}  # fmt: skip
     record["fvd_note"] = None if spec.eval["fvd"] else "FVD: I3D weights not installed (`g3an weights install i3d`)"
     if trained["status"] == "ok":
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         try:
             record.update(evaluate_run(spec, wd, Path(trained["checkpoint"])))
         except (ValueError, RuntimeError) as err:  # e.g. a collapsed generator giving a non-finite FD
             record.update(status="eval_failed", error=f"{type(err).__name__}: {err}")
         record["seconds"]["eval"] = time.perf_counter() - t0
+        record["seconds"]["eval_cpu"] = time.process_time() - cpu0
     record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_json(spec.result_path(wd), record)
     return record
@@ -443,12 +452,78 @@ def metric_values(records: list[dict[str, Any]], path: tuple[str, ...]) -> Cell:
     return Cell(out)
 
 
-def machine() -> str:
-    """The machine as ``benchmarks/bench_train.py`` describes it (CPU, cores, torch), plus the Python version."""
+def _bench_train() -> Any:
+    """The sibling script ``benchmarks/bench_train.py`` (its machine description and constant clip dataset)."""
     spec = importlib.util.spec_from_file_location("bench_train", Path(__file__).with_name("bench_train.py"))
     bench_train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_train)
-    return f"{bench_train.machine()}, Python {platform.python_version()}"
+    return bench_train
+
+
+def machine() -> str:
+    """The machine as ``benchmarks/bench_train.py`` describes it (CPU, cores, torch), plus the Python version."""
+    return f"{_bench_train().machine()}, Python {platform.python_version()}"
+
+
+def eval_videos(args: argparse.Namespace) -> int:
+    """Videos one run generates when evaluated: FID, IS and the disentanglement measures (unconditional)."""
+    groups, temporal = max(2, 64 // args.disentangle_scale), max(2, 128 // args.disentangle_scale)
+    return 2 * args.eval_n + 2 * groups * 8 + temporal
+
+
+def estimate(args: argparse.Namespace, rows: list[Row], datasets: list[str]) -> float:
+    """Measure each row's CPU seconds per training step and per generated video; print the run time to expect.
+
+    A run costs ``steps x step + videos x (sampling + evaluator)`` plus :data:`RUN_OVERHEAD_S`; the real
+    statistics cost one evaluator pass over a dataset's training videos. Returns the expected wall seconds.
+    """
+    import tempfile
+
+    import torch
+
+    import g3an.metrics.embedded as embedded
+    from g3an.train import TrainConfig
+    from g3an.train.loop import Trainer
+
+    torch.set_num_threads(args.threads)
+    bench_train = _bench_train()
+    evaluator = embedded.load_evaluator(datasets[0])
+    clips = torch.rand(args.eval_batch, 3, 16, RESOLUTION, RESOLUTION) * 2 - 1
+    evaluator.predict(clips)
+    t = time.process_time()
+    evaluator.predict(clips)
+    per_clip = (time.process_time() - t) / args.eval_batch
+    videos, total = eval_videos(args), 0.0
+    print(f"CPU seconds with {args.threads} thread(s); evaluator {per_clip * 1e3:.1f} ms per clip; {videos} generated "
+          f"videos per evaluation; {RUN_OVERHEAD_S:.0f} s overhead per run")  # fmt: skip
+    print(f"{'row':20s} {'s/step':>8s} {'s/video':>8s} {'s/run':>8s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in rows:
+            cfg = TrainConfig.from_dict({**train_dict(row, Path(tmp), 0, args), "data": ""})
+            trainer = Trainer(cfg, Path(tmp) / row.key, bench_train._Clips(args.batch_size, 16, RESOLUTION), False)
+            trainer.logger.enabled = False
+            batch = next(trainer.batches())
+            times = []
+            for _ in range(4):  # the first is a warm-up
+                t = time.process_time()
+                trainer.train_step(batch)
+                times.append(time.process_time() - t)
+            step = statistics.median(times[1:])
+            G = trainer.G.eval()
+            lat = G.sample_latents(args.eval_batch, generator=torch.Generator().manual_seed(0))
+            with torch.no_grad():
+                t = time.process_time()
+                G(**lat)
+                gen = (time.process_time() - t) / args.eval_batch
+            run = args.steps * step + videos * (gen + per_clip) + RUN_OVERHEAD_S
+            total += run
+            print(f"{row.key:20s} {step:8.3f} {gen:8.4f} {run:8.0f}", flush=True)
+    real = len(datasets) * DATASET_VIDEOS * 0.8 * per_clip  # every training video once per dataset
+    total = total * len(datasets) * args.seeds + real
+    wall = total / args.jobs
+    print(f"all {len(rows)} rows x {len(datasets)} dataset(s) x {args.seeds} seed(s): {total / 60:.0f} CPU min, "
+          f"about {wall / 60:.0f} min with --jobs {args.jobs} (if {args.jobs} cores are free)")  # fmt: skip
+    return wall
 
 
 def command_line(args: argparse.Namespace, rows: Sequence[str] | None = None) -> str:
@@ -527,12 +602,14 @@ def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall:
     all_recs = [r for rs in records.values() for r in rs]
     datasets = list(dict.fromkeys(s.dataset for s in specs))
     rows = [ROWS_BY_KEY[k] for k in dict.fromkeys(s.row for s in specs)]
-    n, first = args.eval_n, all_recs[0] if all_recs else None
+    n = args.eval_n
     run_seconds = sum(r["seconds"]["train"] + r["seconds"]["eval"] for r in all_recs)
+    cpu_seconds = sum(r["seconds"].get("train_cpu", 0.0) + r["seconds"].get("eval_cpu", 0.0) for r in all_recs)
     train_s = [r["seconds"]["train"] for r in all_recs]
-    version = first["package_version"] if first else "?"
-    git = first["git"] if first else {"commit": None, "dirty": False}
-    commit = (git["commit"] or "unknown")[:12] + (" (with uncommitted changes)" if git["dirty"] else "")
+    versions = ", ".join(sorted({r["package_version"] for r in all_recs})) or "?"
+    commits = sorted({(r["git"]["commit"] or "unknown")[:12] + (" (with uncommitted changes)" if r["git"]["dirty"]
+                      else "") for r in all_recs})  # fmt: skip
+    commit = ", ".join(commits) or "?"
     lines = [
         "## The paper's tables on the embedded datasets",
         "",
@@ -570,10 +647,11 @@ def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall:
             else "FVD: I3D weights not installed (`g3an weights install i3d`), so there is no FVD column."
         ),
         f"- machine: {machine()}; {args.jobs} parallel job(s) of {args.threads} thread(s).",
-        f"- time: {run_seconds / 60:.1f} min of run time in total (train + eval over {len(all_recs)} runs; "
+        f"- time: {run_seconds / 60:.1f} min of run time in total, {cpu_seconds / 60:.1f} CPU min (train + eval "
+        f"over {len(all_recs)} runs; "
         + (f"training {min(train_s):.0f}-{max(train_s):.0f} s per run" if train_s else "no runs")
         + f"); this invocation's wall time {wall / 60:.1f} min (runs finished by earlier invocations are reused).",
-        f"- g3an {version}, commit {commit}. Values are mean ± sample std (n - 1) over the seeds; `n` is the "
+        f"- g3an {versions}, commit {commit}. Values are mean ± sample std (n - 1) over the seeds; `n` is the "
         "number of seeds that finished.",
         "",
     ]
@@ -710,6 +788,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="markdown file; only the part between the paper-tables markers is written "
                    "(default: %(default)s)")  # fmt: skip
     r.add_argument("--no-train", action="store_true", help="only rewrite the markdown from the finished runs")
+    r.add_argument("--estimate", action="store_true", help="measure each selected row's step and sampling time and "
+                   "print how long the run would take; trains nothing")  # fmt: skip
     return p
 
 
@@ -742,6 +822,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if bad or not datasets:
         raise SystemExit(f"--datasets: choose from {', '.join(DATASET_LABELS)}, got {args.datasets!r}")
     rows = selected_rows(args.rows)
+    if args.estimate:
+        estimate(args, rows, datasets)
+        return {"trained": [], "skipped": [], "specs": [], "markdown": ""}
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))  # spinning BLAS threads slow a shared CPU
     t0 = time.perf_counter()
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)

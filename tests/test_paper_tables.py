@@ -52,6 +52,7 @@ def test_tiny_run_writes_jsons_resumes_and_tables_match(paper_tables, tmp_path: 
         assert rec["metrics"]["is"]["metric"] == "is10_embedded_faces"
         assert rec["train_config"]["model_config"]["resolution"] == 32
         assert rec["package_version"] and "commit" in rec["git"] and rec["seconds"]["train"] > 0
+        assert rec["seconds"]["train_cpu"] > 0 and rec["seconds"]["eval_cpu"] > 0
         assert rec["disentangle"]["conditional_accuracy"]["value"] is None  # unconditional rows
         assert rec["disentangle"]["temporal_appearance_consistency"]["value"] is not None
         separate_codes = rec["row"] == "g3an"
