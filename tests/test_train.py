@@ -99,6 +99,36 @@ def test_resume_is_exact(tmp_path: Path, ema) -> None:
         assert all(_states_equal(sa[i], sb[i]) for i in sa), name
 
 
+def test_activation_checkpointing_changes_no_gradient_and_resumes_exactly(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+
+    def one_step(levels: int) -> Trainer:
+        trainer = Trainer(_cfg(checkpoint_levels=levels, threads=1), tmp_path / f"l{levels}", TinyClips(), False)
+        trainer.train_step(next(trainer.batches()))
+        return trainer
+
+    plain = one_step(0)
+    # 1: the last level and to_rgb; 2: also level 2 and the F-SA after it; 4: every level
+    for levels in (1, 2, 4):
+        ckpt = one_step(levels)
+        for net in ("G", "D"):  # after a step G holds its phase's gradients, D_V and D_I theirs
+            a, b = dict(getattr(plain, net).named_parameters()), dict(getattr(ckpt, net).named_parameters())
+            for name, p in a.items():
+                torch.testing.assert_close(b[name].grad, p.grad, rtol=1e-6, atol=0, msg=f"{levels} {net}.{name}")
+            # spectral-norm vectors and BatchNorm statistics advance once per step, recomputation or not
+            assert _states_equal(getattr(plain, net).state_dict(), getattr(ckpt, net).state_dict()), (levels, net)
+    # a run without it, resumed with it, ends where the run without it does
+    full = fit(_cfg(steps=4, threads=1), tmp_path / "full", dataset=TinyClips(), progress=False)
+    fit(_cfg(steps=2, threads=1), tmp_path / "split", dataset=TinyClips(), progress=False)
+    resumed = fit(_cfg(steps=4, threads=1, checkpoint_levels=2), tmp_path / "split", resume=True,
+                  dataset=TinyClips(), progress=False)  # fmt: skip
+    a, b = load_checkpoint(full.checkpoint), load_checkpoint(resumed.checkpoint)
+    for key in ("generator", "discriminator"):
+        assert _states_equal(a[key], b[key]), key
+    with pytest.raises(ValueError, match="checkpoint_levels"):
+        _cfg(checkpoint_levels=-1)
+
+
 def test_sampler_is_the_same_global_order_for_any_world_size() -> None:
     one = InfiniteBatchSampler(7, 4, 0, 1, seed=5)
     two = [InfiniteBatchSampler(7, 2, r, 2, seed=5) for r in range(2)]

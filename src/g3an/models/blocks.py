@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
+from torch.utils.checkpoint import checkpoint
 
 __all__ = [
     "INIT_SCHEMES",
     "apply_init",
+    "checkpointed",
     "class_maps",
     "init_dcgan",
     "init_reference",
@@ -81,6 +85,42 @@ def apply_init(model: nn.Module, scheme: str) -> None:
         init_dcgan(model)
     else:
         raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
+
+
+def checkpointed(fn: Callable[..., Any], modules: Iterable[nn.Module], *args: Any) -> Any:
+    """``fn(*args)`` under activation checkpointing: its activations are recomputed in backward, not stored.
+
+    Uses ``torch.utils.checkpoint`` (``use_reentrant=False``). A training forward changes some buffers:
+    spectral norm's power iteration updates its ``u`` / ``v`` vectors, BatchNorm its running statistics. So
+    that the recomputation repeats the original forward exactly (same normalised weights, same outputs, same
+    gradients), the buffers of ``modules`` are set back to their values before the original forward while
+    it runs, then restored to their current values.
+
+    Args:
+        fn: the function to run; it must use only ``modules`` (and ``args``) as state.
+        modules: the modules ``fn`` calls, whose buffers it may change.
+        *args: arguments of ``fn`` (tensors are kept for the recomputation; ``None`` is allowed).
+    """
+    buffers = [b for m in modules for b in m.buffers()]
+    before = [b.clone() for b in buffers]
+    calls = [0]
+
+    def run(*a: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            return fn(*a)
+        now = [b.clone() for b in buffers]
+        with torch.no_grad():
+            for b, v in zip(buffers, before, strict=True):
+                b.copy_(v)
+        try:
+            return fn(*a)
+        finally:  # also when the recomputation stops early, once it has what backward needs
+            with torch.no_grad():
+                for b, v in zip(buffers, now, strict=True):
+                    b.copy_(v)
+
+    return checkpoint(run, *args, use_reentrant=False)
 
 
 def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

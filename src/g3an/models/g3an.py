@@ -14,7 +14,15 @@ from torch import nn
 
 from g3an.models.attention import FSA, FSA_LAYOUTS
 from g3an.models.base import VideoDiscriminator, VideoGenerator
-from g3an.models.blocks import INIT_SCHEMES, apply_init, class_maps, log2_int, one_hot, spectral_norm
+from g3an.models.blocks import (
+    INIT_SCHEMES,
+    apply_init,
+    checkpointed,
+    class_maps,
+    log2_int,
+    one_hot,
+    spectral_norm,
+)
 from g3an.registry import ModelEntry, register_model
 from g3an.shapes import ShapeError, assert_shape
 
@@ -190,14 +198,26 @@ class G3(nn.Module):
     def forward(
         self, h_s: torch.Tensor | None, h_v: torch.Tensor, h_t: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        h_s, h_v, h_t = self.streams(h_s, h_v, h_t)
+        return h_s, self.concat(h_s, h_v), h_t
+
+    def streams(
+        self, h_s: torch.Tensor | None, h_v: torch.Tensor, h_t: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """The three streams and the temporal fusion ``h_v + h_t``; h_v has C channels (not yet concatenated)."""
         h_v = self.conv_v(h_v)  # (B, C, T, H, W)
         if self.conv_t is not None:
             h_t = self.conv_t(h_t)  # (B, C, T, 1, 1)
             h_v = h_v + h_t  # replicated over H, W by broadcasting
         if self.conv_s is not None:
             h_s = self.conv_s(h_s)  # (B, C, 1, H, W)
-            h_v = torch.cat([h_s.expand(-1, -1, h_v.shape[2], -1, -1), h_v], dim=1)  # (B, 2C, T, H, W)
         return h_s, h_v, h_t
+
+    def concat(self, h_s: torch.Tensor | None, h_v: torch.Tensor) -> torch.Tensor:
+        """The spatial fusion: h_s broadcast over T, concatenated in front of h_v."""
+        if self.conv_s is None:
+            return h_v
+        return torch.cat([h_s.expand(-1, -1, h_v.shape[2], -1, -1), h_v], dim=1)  # (B, 2C, T, H, W)
 
 
 class G3ANGenerator(VideoGenerator):
@@ -206,10 +226,18 @@ class G3ANGenerator(VideoGenerator):
     Called as ``G(z_a, z_m, y=None)`` with z_a ``(B, dim_z_a)``, z_m ``(B, dim_z_m, T_z)`` (or
     ``(B, dim_z_m)`` for T_z = 1) and, for a conditional model, class labels y ``(B,)``. Returns a video
     ``(B, 3, 16 + 4 (T_z - 1), R, R)`` in [-1, 1]. See :class:`G3ANConfig` for the arguments.
+
+    ``checkpoint_levels`` (an attribute set by the trainer, not part of the architecture; 0 by default)
+    runs the last that many G3 levels under activation checkpointing when autograd is on. Each such level,
+    each half (temporal, spatial) of an F-SA that follows one of them, and the last level's spatial fusion
+    with ``to_rgb`` keep only their inputs; backward recomputes the rest, one piece at a time. Outputs and
+    gradients are the same; memory drops, and time grows by one more forward of those levels.
     """
 
     appearance_latent = "z_a"
     motion_latent = "z_m"
+    #: G3 levels, counted from the output, whose activations backward recomputes (0: none)
+    checkpoint_levels: int = 0
 
     def __init__(
         self,
@@ -286,13 +314,36 @@ class G3ANGenerator(VideoGenerator):
             h_v = torch.cat([h_s.expand(-1, -1, t_z, -1, -1), z_m[:, : self.dim_z_m, :, None, None]], 1)
         else:  # without G_T the class vector (if any) enters through the video stream
             h_v = torch.cat([h_s.expand(-1, -1, t_z, -1, -1), h_t], 1)
-        for i, level in enumerate(self.levels):
-            h_s, h_v, h_t = level(h_s, h_v, h_t)
-            if i == self.fsa_level:
-                h_v = self.fsa(h_v)
-        video = self.to_rgb(h_v)  # (B, 3, T, R, R)
+        video = self._decode(h_s, h_v, h_t)
         assert_shape("G3AN output", video, (b, 3, 4 * (t_z + 3), self.resolution, self.resolution))
         return video
+
+    def _decode(self, h_s: torch.Tensor, h_v: torch.Tensor, h_t: torch.Tensor) -> torch.Tensor:
+        """The G3 levels, F-SA and ``to_rgb``, the last ``checkpoint_levels`` levels under checkpointing."""
+        last = len(self.levels) - 1
+        first_recomputed = last + 1 - self.checkpoint_levels if torch.is_grad_enabled() else last + 1
+        for i, level in enumerate(self.levels):
+            if i < first_recomputed:
+                h_s, h_v, h_t = level(h_s, h_v, h_t)
+                if i == self.fsa_level:
+                    h_v = self.fsa(h_v)
+            elif i < last:
+                h_s, h_v, h_t = checkpointed(level, [level], h_s, h_v, h_t)
+                if i == self.fsa_level:  # its two halves apart: each keeps one tensor, recomputes the rest
+                    h_v = checkpointed(self.fsa.tsa, [self.fsa.tsa], h_v)
+                    h_v = checkpointed(self.fsa.ssa, [self.fsa.ssa], h_v)
+            else:  # the last level's streams, then its wide fused tensor and to_rgb, apart
+                h_s, h_v, h_t = checkpointed(level.streams, [level], h_s, h_v, h_t)
+                return checkpointed(self._head, [self.fsa] if self.fsa_level == last else [], h_s, h_v)
+        return self.to_rgb(h_v)  # (B, 3, T, R, R)
+
+    def _head(self, h_s: torch.Tensor | None, h_v: torch.Tensor) -> torch.Tensor:
+        """The last level's spatial fusion, F-SA if it follows that level, ``to_rgb``: ``(B, 3, T, R, R)``."""
+        last = len(self.levels) - 1
+        h_v = self.levels[last].concat(h_s, h_v)
+        if self.fsa_level == last:
+            h_v = self.fsa(h_v)
+        return self.to_rgb(h_v)
 
 
 def _lrelu() -> nn.Module:

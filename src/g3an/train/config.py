@@ -79,6 +79,11 @@ class TrainConfig:
         workers: DataLoader worker processes per training process.
         threads: torch CPU threads (``None``: PyTorch's default).
         compile: wrap the networks with ``torch.compile``.
+        checkpoint_levels: activation checkpointing of the generator's last this many levels (with the F-SA
+            after one of them): their activations are recomputed in backward instead of stored. Saves
+            memory, costs one more forward of those levels; weights, outputs and gradients are the same
+            (0: off; 5 or more: every level at 64x64; G3AN only). Not part of the model: a run may be
+            resumed with another value.
         init: start from these weights instead of a random initialisation (fine-tuning): a shipped model's
             name (``synth-actions``, ``synth-faces``), an export holding the discriminator, a training
             checkpoint or a run directory. G, D and (with ``ema_half_life``) the EMA generator are loaded;
@@ -110,6 +115,7 @@ class TrainConfig:
     workers: int = 2
     threads: int | None = None
     compile: bool = False
+    checkpoint_levels: int = 0
     init: str | None = None
 
     def __post_init__(self) -> None:
@@ -129,7 +135,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "num_frames"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("log_every", "sample_every", "checkpoint_every", "eval_every", "workers", "eval_samples"):
+        for name in ("log_every", "sample_every", "checkpoint_every", "eval_every", "workers", "eval_samples",
+                     "checkpoint_levels"):  # fmt: skip
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.keep_last < 1:

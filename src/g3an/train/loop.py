@@ -174,6 +174,10 @@ class Trainer:
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # identical initialisation on every process
         self.G = entry.build_generator(self.model_cfg).to(self.env.device)
         self.D = entry.build_discriminator(self.model_cfg).to(self.env.device)
+        if cfg.checkpoint_levels:
+            if not hasattr(self.G, "checkpoint_levels"):
+                raise ValueError(f"checkpoint_levels: the {cfg.model} generator has no activation checkpointing")
+            self.G.checkpoint_levels = cfg.checkpoint_levels
         if self.env.world > 1:
             dist_utils.convert_batchnorm(self.G)
             dist_utils.convert_batchnorm(self.D)
