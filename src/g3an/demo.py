@@ -236,6 +236,8 @@ def _data(cfg: DemoConfig, manifest: _Manifest) -> tuple[Path, Stage]:
         t.reused = reuse
         if not reuse:
             generate(synth, path, workers=cfg.workers, progress=cfg.progress)
+    if cfg.workers > 1 and not t.reused:
+        t.cpu_seconds = None  # the videos are drawn by fork-server workers, which are not our child processes
     note = "reused from an earlier run" if t.reused else ""
     manifest.record("data", seconds=t.seconds, cpu_seconds=t.cpu_seconds, command=command)
     return path, Stage("data", t.seconds, command, note, t.cpu_seconds)
@@ -323,6 +325,9 @@ def _train(cfg: DemoConfig, data: Path, manifest: _Manifest) -> tuple[Path, Stag
         done_before = existing is not None and int(existing.stem.split("-")[-1]) >= cfg.steps
         t.reused = done_before
         result = fit(train_cfg, run, resume=existing is not None, progress=cfg.progress)
+    if result.interrupted:
+        raise DemoError(f"training stopped by {result.signal_name} at step {result.step} (checkpoint "
+                        f"{result.checkpoint}); run the same command again to continue")  # fmt: skip
     if result.checkpoint is None:
         raise DemoError(f"{run}: training wrote no checkpoint")
     note = "reused from an earlier run" if t.reused else ("resumed" if existing is not None else "")

@@ -234,7 +234,8 @@ h3 { margin: 0 0 0.3em; font-size: 1.05em; }
 .summary { color: #444; }
 .media { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 1.2em; }
 .card { background: #fff; border: 1px solid #e3e3e0; border-radius: 8px; padding: 0.8em; }
-.card img { image-rendering: pixelated; width: 100%; height: auto; background: #222; border-radius: 4px; }
+.card.wide { grid-column: 1 / -1; }
+.card img { image-rendering: pixelated; max-width: 100%; height: auto; display: block; border-radius: 4px; }
 .card p { margin: 0.4em 0; font-size: 0.92em; color: #444; }
 pre { background: #f2f2ef; border-radius: 6px; padding: 0.5em 0.7em; overflow-x: auto; font-size: 0.82em;
       white-space: pre-wrap; word-break: break-all; margin: 0.4em 0; }
@@ -271,6 +272,18 @@ def _num(value: float | None, std: float | None = None) -> str:
     return text
 
 
+def _display_size(path: Path, scale: int = 2, card: int = 400) -> tuple[int, int, bool]:
+    """Width and height to show a small image at (an integer zoom, crisp pixels) and whether it needs a wide card."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, UnidentifiedImageError):
+        return 0, 0, False
+    return w * scale, h * scale, w * scale > card
+
+
 def referenced_files(report: Report) -> list[str]:
     """Every file the page links to, relative to its directory."""
     files = []
@@ -298,9 +311,11 @@ def render_report(report: Report, directory: str | Path) -> str:
         parts.append('<h2 id="videos">Videos</h2><div class="media">')
         for item in report.media:
             links = "".join(f'<a href="{esc(path, quote=True)}">{esc(label)}</a>' for label, path in item.links)
+            width, height, wide = _display_size(directory / item.path)
+            size = f' width="{width}" height="{height}"' if width else ""
             parts.append(
-                f'<div class="card"><h3>{esc(item.title)}</h3>'
-                f'<img src="{esc(item.path, quote=True)}" alt="{esc(item.title, quote=True)}" loading="eager">'
+                f'<div class="card{" wide" if wide else ""}"><h3>{esc(item.title)}</h3>'
+                f'<img src="{esc(item.path, quote=True)}" alt="{esc(item.title, quote=True)}"{size}>'
                 + (f"<p>{esc(item.caption)}</p>" if item.caption else "")
                 + (f'<p class="links">{links}</p>' if links else "")
                 + _pre(item.command)
