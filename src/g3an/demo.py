@@ -289,10 +289,11 @@ def _train_values(cfg: DemoConfig, data: Path) -> dict[str, Any]:
 def _train_command(cfg: DemoConfig, data: Path, values: dict[str, Any]) -> str:
     args: list[object] = ["g3an", "train", "--model", "g3an", "--data", data, "--out", cfg.out / "train", "--steps",
                           cfg.steps, "--batch-size", cfg.batch_size, "--seed", cfg.seed, "--workers", 0]  # fmt: skip
-    if cfg.init is None:
-        args += [f"model.{k}={json.dumps(v)}" for k, v in values["model_config"].items() if k in SCRATCH_MODEL
-                 or k in cfg.model_overrides]  # fmt: skip
-    else:
+    from g3an.registry import make_config
+
+    default = dataclasses.asdict(make_config("g3an", {}))
+    args += [f"model.{k}={json.dumps(v)}" for k, v in values["model_config"].items() if default.get(k) != v]
+    if cfg.init is not None:
         args.append(f"init={cfg.init}")
     for key in ("ema_half_life", "log_every", "sample_every", "checkpoint_every", "keep_last", "threads"):
         if values[key] is not None:
