@@ -305,13 +305,15 @@ _SIGNAL_SCRIPT = """
 import sys
 from tests.test_train import TinyClips, _cfg
 from g3an.train import fit
-result = fit(_cfg(steps=10_000, checkpoint_every=10_000), sys.argv[1], dataset=TinyClips(), progress=False)
+result = fit(_cfg(steps=10_000, checkpoint_every=10_000, workers=1), sys.argv[1], dataset=TinyClips(),
+             progress=False)
 print("STOPPED", result.step, result.signal_name, flush=True)
 sys.exit(143 if result.interrupted else 0)
 """
 
 
 def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+    """SIGTERM to the whole process group, data worker included, as a scheduler sends it."""
     import signal
     import subprocess
     import sys
@@ -320,13 +322,14 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SIGNAL_SCRIPT, str(run)], cwd=root, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SIGNAL_SCRIPT, str(run)], cwd=root, stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
     )
     log = run / "log.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not log.is_file() or len(log.read_text().splitlines()) < 2):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 143, out
     step = int(out.split()[1])

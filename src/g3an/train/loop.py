@@ -124,9 +124,12 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    # DataLoader workers leave Ctrl-C to the main process, which saves a checkpoint before exiting.
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # DataLoader workers leave Ctrl-C and SIGTERM to the main process, which finishes its step, saves a
+    # checkpoint and then shuts them down. Schedulers (SLURM, `kill -- -PGID`, `pkill -f`) signal every
+    # process of the job; a worker dying of it would crash the main process before it could save.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _grad_norm(params: list[torch.nn.Parameter]) -> float:
@@ -272,7 +275,8 @@ class Trainer:
                                        self.cfg.seed, start_step=self.step)  # fmt: skip
         loader = DataLoader(
             self.dataset, batch_sampler=sampler, num_workers=self.cfg.workers,
-            pin_memory=self.env.device.type == "cuda", worker_init_fn=_ignore_sigint if self.cfg.workers else None,
+            pin_memory=self.env.device.type == "cuda",
+            worker_init_fn=_ignore_stop_signals if self.cfg.workers else None,
             persistent_workers=False, prefetch_factor=2 if self.cfg.workers else None,
         )  # fmt: skip
         return iter(loader)
