@@ -10,10 +10,17 @@ import torch
 DATA = Path(__file__).parent / "data"
 
 
+_THREADS = torch.get_num_threads()
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
+    """Every test starts from seed 0 and the session's thread count, whatever an earlier test set
+    (float32 results, such as the reference-import comparison, depend on the number of threads)."""
     torch.manual_seed(0)
+    torch.set_num_threads(_THREADS)
     yield
+    torch.set_num_threads(_THREADS)
 
 
 #: Options of each registered model small enough for forward/backward in well under a second on a CPU.

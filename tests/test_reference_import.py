@@ -45,11 +45,12 @@ def test_imported_models_reproduce_reference_outputs(vectors, imported) -> None:
     assert (logits["video"] - vectors["d_v_logits"]).abs().max() <= 1e-5
     assert (logits["image"] - vectors["d_i_logits"]).abs().max() <= 1e-5
     # The 20-frame video: the reference's own float32 result lies 1.04e-5 from the exact (float64) value,
-    # and ours 0.75e-5, so the two float32 results can differ by slightly more than 1e-5 (measured 1.02e-5
-    # with 2 threads). The bound allows for that float32 rounding; the mean shows the outputs agree.
+    # and ours 0.75e-5, so the two float32 results can differ by more than 1e-5: measured 1.02e-5 with
+    # 2 threads and 1.52e-5 with 1 (the summation order changes with the thread count). The bound allows
+    # for that float32 rounding; the mean shows the outputs agree.
     diff = (long - vectors["video_long"]).abs()
     assert long.shape == (3, 3, 20, 64, 64)
-    assert diff.max() <= 1.5e-5 and diff.mean() <= 1e-6
+    assert diff.max() <= 2e-5 and diff.mean() <= 1e-6
 
 
 def test_correct_layout_is_a_different_model(vectors) -> None:

@@ -322,7 +322,10 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SIGNAL_SCRIPT, str(run)], cwd=root, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", _SIGNAL_SCRIPT, str(run)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     log = run / "log.jsonl"

@@ -469,14 +469,18 @@ def fit(
     Returns:
         A :class:`TrainResult`. Raises :class:`TrainingDiverged` on a non-finite loss.
     """
-    trainer = Trainer(cfg, Path(run_dir), dataset, progress)
-    if evaluator is None and cfg.eval_every:
-        evaluator = build_evaluator(cfg, trainer.env.device)
-    if resume:
-        path = latest_checkpoint(run_dir)
-        if path is None:
-            raise CheckpointError(f"{run_dir}: no checkpoint to resume from (checkpoints/step-*.pt)")
-        trainer.load(path)
-    elif cfg.init:
-        trainer.initialise_from(cfg.init)
-    return trainer.run(evaluator)
+    threads = torch.get_num_threads()  # cfg.threads applies to this run only
+    try:
+        trainer = Trainer(cfg, Path(run_dir), dataset, progress)
+        if evaluator is None and cfg.eval_every:
+            evaluator = build_evaluator(cfg, trainer.env.device)
+        if resume:
+            path = latest_checkpoint(run_dir)
+            if path is None:
+                raise CheckpointError(f"{run_dir}: no checkpoint to resume from (checkpoints/step-*.pt)")
+            trainer.load(path)
+        elif cfg.init:
+            trainer.initialise_from(cfg.init)
+        return trainer.run(evaluator)
+    finally:
+        torch.set_num_threads(threads)
