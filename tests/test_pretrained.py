@@ -107,6 +107,7 @@ def test_shipped_names_work_as_checkpoints_everywhere(trained, tmp_path: Path, m
     assert pretrained.resolve("some/file.pt") == Path("some/file.pt")
     assert pretrained.card("synth-actions")["steps"] == 2
     assert load_generator("synth-actions")[1].ch == 4
+    assert load_generator(Path("synth-actions"))[1].ch == 4  # the CLI passes click's Paths
     with pytest.raises(CheckpointError, match="'synth-faces' is missing from this installation"):
         load_generator("synth-faces")
     res = CliRunner().invoke(main, ["sample", "synth-actions", "--n", "2", "--out", "s.gif"])

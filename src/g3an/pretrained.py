@@ -26,7 +26,7 @@ SHIPPED: dict[str, tuple[str, str]] = {
 
 def is_shipped(name: str | Path) -> bool:
     """True when ``name`` is a shipped model's name (and not an existing path of that name)."""
-    return isinstance(name, str) and name in SHIPPED and not Path(name).exists()
+    return str(name) in SHIPPED and not Path(name).exists()
 
 
 def shipped_path(name: str, directory: str | Path | None = None) -> Path:
@@ -42,7 +42,7 @@ def shipped_path(name: str, directory: str | Path | None = None) -> Path:
 def resolve(name_or_path: str | Path) -> Path:
     """A shipped model's file for a shipped name (``synth-actions``, ``synth-faces``), else the path itself."""
     if is_shipped(name_or_path):
-        return shipped_path(str(name_or_path))
+        return shipped_path(str(name_or_path))  # a str or a Path (click gives Paths)
     return Path(name_or_path)
 
 
