@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,7 +30,9 @@ __all__ = [
     "CheckpointError",
     "atomic_write",
     "build_models",
+    "checkpoint_paths",
     "export_generator",
+    "latest_checkpoint",
     "load_checkpoint",
     "load_generator",
     "load_init_weights",
@@ -246,11 +249,28 @@ def load_init_weights(source: str | Path, model: str | None = None) -> dict[str,
     return {**out, "source": str(path)}
 
 
+CKPT_RE = re.compile(r"^step-(\d{8})\.pt$")
+
+
+def checkpoint_paths(run_dir: str | Path) -> list[Path]:
+    """A training run's periodic checkpoints (``checkpoints/step-XXXXXXXX.pt``), oldest first."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted(p for p in ckpt_dir.iterdir() if CKPT_RE.match(p.name))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """A training run's newest periodic checkpoint, or ``None``."""
+    paths = checkpoint_paths(run_dir)
+    return paths[-1] if paths else None
+
+
 def _latest_step(run_dir: Path) -> Path:
-    steps = sorted((run_dir / "checkpoints").glob("step-*.pt"))
-    if not steps:
+    path = latest_checkpoint(run_dir)
+    if path is None:
         raise CheckpointError(f"{run_dir}: a directory without checkpoints/step-*.pt (not a training run)")
-    return steps[-1]
+    return path
 
 
 def load_generator(path: str | Path, ema: bool = True) -> tuple[str, Any, torch.nn.Module, dict[str, Any]]:

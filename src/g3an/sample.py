@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from g3an import __version__
-from g3an.checkpoint import CheckpointError, atomic_write, load_generator
+from g3an.checkpoint import CheckpointError, atomic_write, latest_checkpoint, load_generator
 from g3an.models.base import VideoGenerator
 from g3an.train.sampler import derive_seed
 
@@ -227,9 +227,9 @@ def checkpoint_file(path: str | Path) -> Path:
             raise CheckpointError(str(err)) from None
     path = Path(path)
     if path.is_dir():
-        steps = sorted((path / "checkpoints").glob("step-*.pt"))
-        if steps:
-            return steps[-1]
+        latest = latest_checkpoint(path)
+        if latest is not None:
+            return latest
     return path
 
 

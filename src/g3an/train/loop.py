@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import re
 import signal
 import threading
 import time
@@ -24,7 +23,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from g3an.checkpoint import CheckpointError, load_checkpoint, load_init_weights, make_checkpoint, save_checkpoint
+from g3an.checkpoint import (
+    CheckpointError,
+    checkpoint_paths,
+    latest_checkpoint,
+    load_checkpoint,
+    load_init_weights,
+    make_checkpoint,
+    save_checkpoint,
+)
 from g3an.models.base import VideoGenerator
 from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
@@ -46,8 +53,6 @@ __all__ = [
     "sample_grid",
 ]
 
-CKPT_RE = re.compile(r"^step-(\d{8})\.pt$")
-
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; training stopped and the last good checkpoint is kept."""
@@ -64,19 +69,6 @@ class TrainResult:
     signal_name: str | None = None
     last_scalars: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def checkpoint_paths(run_dir: str | Path) -> list[Path]:
-    """The run's periodic checkpoints, oldest first."""
-    ckpt_dir = Path(run_dir) / "checkpoints"
-    if not ckpt_dir.is_dir():
-        return []
-    return sorted(p for p in ckpt_dir.iterdir() if CKPT_RE.match(p.name))
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    paths = checkpoint_paths(run_dir)
-    return paths[-1] if paths else None
 
 
 def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
