@@ -65,6 +65,8 @@ VARIANTS = [
     {"num_classes": 3},
     {"num_classes": 3, "use_temporal": False},
     {"num_classes": 3, "video_d": "3d"},
+    {"num_classes": 3, "d_class": "concat"},
+    {"num_classes": 3, "video_d": "3d", "d_class": "concat"},
     {"video_d": "3d"},
     {"resolution": 32},
     {"resolution": 32, "video_d": "3d"},
@@ -124,6 +126,56 @@ def test_conditional_class_changes_the_video(tiny_g3an: dict) -> None:
         G(z_a, z_m)
     with pytest.raises(ValueError, match="\\[0, 3\\]"):
         G(z_a, z_m, y=torch.tensor([0, 1, 2, 7]))
+
+
+@pytest.mark.parametrize("video_d", ["2p1d", "3d"])
+def test_projection_discriminator_is_the_logit_plus_the_class_inner_product(video_d: str) -> None:
+    D = create_discriminator("g3an", ch_d=4, resolution=32, num_classes=3, video_d=video_d).eval()
+    video = torch.randn(2, 3, 16, 32, 32)
+    for stack, x in ((D.video, video), (D.image, video[:, :, 0])):
+        assert stack.d_class == "projection" and stack.embed.weight.shape[0] == 3
+        with torch.no_grad():
+            h = stack.net[:-1](x)
+            plain = stack.net[-1](h).flatten()
+            for k in range(3):
+                y = torch.full((2,), k)
+                want = plain + (stack.embed(y) * h.flatten(2).sum(2)).sum(1)
+                torch.testing.assert_close(stack(x, y), want)
+            zeros, ones = torch.zeros(2, dtype=torch.long), torch.ones(2, dtype=torch.long)
+            assert (stack(x, zeros) - stack(x, ones)).abs().max() > 0
+        with pytest.raises(ValueError, match="\\[0, 2\\]"):
+            stack(x, torch.tensor([0, 3]))
+    concat = create_discriminator("g3an", ch_d=4, resolution=32, num_classes=3, d_class="concat")
+    assert not hasattr(concat.video, "embed") and concat.image.net[2].in_channels == 4 + 3
+    with pytest.raises(ValueError, match="d_class must be one of projection, concat"):
+        make_config("g3an", num_classes=3, d_class="film")
+
+
+def test_projection_discriminator_learns_which_class_a_clip_shows() -> None:
+    # Three classes of clips told apart by colour; D_I learns, from (clip, right label) = 1 and
+    # (clip, wrong label) = 0, to give the highest logit to the right label of clips it never saw.
+    torch.manual_seed(0)
+    D = create_discriminator("g3an", ch_d=4, resolution=32, num_classes=3)
+    colours = torch.tensor([[1.0, -1, -1], [-1, 1, -1], [-1, -1, 1]])
+
+    def frames(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(3, (n,))
+        return (colours[y][:, :, None, None] * 0.5 + 0.5 * torch.randn(n, 3, 32, 32)).clamp(-1, 1), y
+
+    opt = torch.optim.Adam(D.image.parameters(), 2e-3, betas=(0.5, 0.999))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    for _ in range(60):
+        x, y = frames(24)
+        right, wrong = D.image(x, y), D.image(x, (y + torch.randint(1, 3, y.shape)) % 3)
+        loss = bce(right, torch.ones_like(right)) + bce(wrong, torch.zeros_like(wrong))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    D.eval()
+    x, y = frames(60)
+    with torch.no_grad():
+        scores = torch.stack([D.image(x, torch.full_like(y, k)) for k in range(3)], 1)
+    assert (scores.argmax(1) == y).float().mean() > 0.9
 
 
 def test_paper_parameter_counts_equal_the_reference() -> None:

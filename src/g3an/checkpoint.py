@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from g3an import __version__
-from g3an.registry import get_entry, make_config
+from g3an.registry import get_entry, make_config, saved_config
 
 __all__ = [
     "FORMAT",
@@ -122,7 +122,16 @@ def load_checkpoint(path: str | Path, model: str | None = None) -> dict[str, Any
         )
     if model is not None and ckpt.get("model") != model:
         raise CheckpointError(f"{path}: checkpoint of model {ckpt.get('model')!r}, expected {model!r}")
+    _fill_saved_config(ckpt, path)
     return ckpt
+
+
+def _fill_saved_config(record: dict[str, Any], path: Path) -> None:
+    """Give ``record["model_config"]`` the values of options added after the file was saved."""
+    try:
+        record["model_config"] = saved_config(record["model"], record["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: no valid model name and config ({err})") from None
 
 
 def build_models(
@@ -202,7 +211,12 @@ def _read_export(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     if metadata.get("format") != EXPORT_FORMAT:
         found = metadata.get("format")
         raise CheckpointError(f"{path}: not a g3an generator export (metadata 'format' is {found!r})")
-    return metadata, tensors
+    try:
+        record = {"model": metadata["model"], "model_config": json.loads(metadata["model_config"])}
+    except (KeyError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: export metadata without a valid model and config ({err})") from None
+    _fill_saved_config(record, path)
+    return {**metadata, "model_config": json.dumps(record["model_config"])}, tensors
 
 
 def _strip(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

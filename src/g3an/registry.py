@@ -21,6 +21,7 @@ __all__ = [
     "list_models",
     "make_config",
     "register_model",
+    "saved_config",
 ]
 
 
@@ -35,6 +36,8 @@ class ModelEntry:
         build_discriminator: ``config -> nn.Module`` returning named logits.
         loss: name of the loss family the training loop uses for this model.
         description: one line for ``g3an models``.
+        saved_defaults: for options added after files were saved, the value those files were made with
+            (filled in by :func:`saved_config` when a checkpoint or export lacks the option).
     """
 
     name: str
@@ -43,6 +46,7 @@ class ModelEntry:
     build_discriminator: Callable[[Any], nn.Module]
     loss: str
     description: str = ""
+    saved_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -101,6 +105,11 @@ def make_config(name: str, config: Mapping[str, Any] | Any | None = None, **over
             f"unknown option(s) {', '.join(unknown)} for model {name!r}; valid options: {', '.join(sorted(known))}"
         )
     return cls(**values)
+
+
+def saved_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A model config read from a saved file, with the values of options the file predates filled in."""
+    return {**get_entry(name).saved_defaults, **config}
 
 
 def create_generator(name: str, config: Mapping[str, Any] | Any | None = None, **overrides: Any) -> nn.Module:

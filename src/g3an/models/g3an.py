@@ -40,6 +40,7 @@ __all__ = [
 
 CONV_TYPES = ("1p2d", "2p1d", "3d")
 VIDEO_DISCRIMINATORS = ("2p1d", "3d")
+CLASS_INPUTS_D = ("projection", "concat")
 RESOLUTIONS = (32, 64, 128)
 
 
@@ -64,6 +65,9 @@ class G3ANConfig:
             lets both discriminators see the class.
         init: weight initialisation, ``reference`` (what the reference code really does) or ``dcgan``.
         video_d: video discriminator, ``2p1d`` (reference code, default) or ``3d`` (the paper's).
+        d_class: how a conditional model's discriminators see the class: ``projection`` (default; an
+            inner product of a class embedding with the last features, Miyato & Koyama 2018) or ``concat``
+            (a one-hot map concatenated after the first conv, as ImaGINator).
     """
 
     dim_z_a: int = 128
@@ -80,6 +84,7 @@ class G3ANConfig:
     num_classes: int = 0
     init: str = "reference"
     video_d: str = "2p1d"
+    d_class: str = "projection"
 
     def __post_init__(self) -> None:
         for name in ("dim_z_a", "dim_z_m", "ch", "ch_d"):
@@ -112,6 +117,8 @@ class G3ANConfig:
             raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
         if self.video_d not in VIDEO_DISCRIMINATORS:
             raise ValueError(f"video_d must be one of {', '.join(VIDEO_DISCRIMINATORS)}, got {self.video_d!r}")
+        if self.d_class not in CLASS_INPUTS_D:
+            raise ValueError(f"d_class must be one of {', '.join(CLASS_INPUTS_D)}, got {self.d_class!r}")
 
 
 def num_levels(resolution: int) -> int:
@@ -351,24 +358,48 @@ def _lrelu() -> nn.Module:
 
 
 class _ClassConditionedStack(nn.Module):
-    """A ``net`` of conv / LeakyReLU pairs; a one-hot class map is concatenated after the first pair.
+    """A ``net`` of conv / LeakyReLU pairs ending in a conv to one logit, optionally class-conditional.
 
-    The class enters the same way in ImaGINator (the same authors' conditional video GAN), since G3AN's
-    own conditional discriminators were never released (docs/architecture.md).
+    ``d_class="projection"`` adds ``<embed(y), sum of the last features over positions>`` to the logit (the
+    projection discriminator of Miyato & Koyama 2018, with a spectrally normalised embedding);
+    ``"concat"`` concatenates a one-hot class map after the first conv pair, as ImaGINator (the same
+    authors' conditional video GAN). G3AN's own conditional discriminators were never released; the
+    projection is the default because a concatenated map was measured to be ignored (docs/architecture.md).
     """
 
     num_classes: int = 0
+    d_class: str = "projection"
+
+    def _conditioning(self, num_classes: int, d_class: str) -> int:
+        """Record the class input; returns the extra input channels of the conv after the first pair."""
+        if d_class not in CLASS_INPUTS_D:
+            raise ValueError(f"d_class must be one of {', '.join(CLASS_INPUTS_D)}, got {d_class!r}")
+        self.num_classes, self.d_class = num_classes, d_class
+        return num_classes if d_class == "concat" else 0
+
+    def _projection(self, features: int) -> None:
+        """The class embedding of a projection discriminator whose last features have ``features`` channels."""
+        if self.num_classes and self.d_class == "projection":
+            self.embed = spectral_norm(nn.Embedding(self.num_classes, features))
 
     def _run(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """``(B,)`` logits."""
         if self.num_classes and y is None:
             raise ValueError(f"this discriminator is conditional on {self.num_classes} classes: pass y")
         if not self.num_classes and y is not None:
             raise ValueError("this discriminator is unconditional: do not pass class labels y")
-        for i, layer in enumerate(self.net):
+        concat = self.num_classes and self.d_class == "concat"
+        *body, last = self.net
+        for i, layer in enumerate(body):
             x = layer(x)
-            if i == 1 and self.num_classes:
+            if i == 1 and concat:
                 x = torch.cat([x, class_maps(one_hot(y.to(x.device), self.num_classes, x.dtype), x)], 1)
-        return x
+        logits = last(x).flatten()
+        if self.num_classes and self.d_class == "projection":
+            one_hot(y, self.num_classes, x.dtype)  # range check with a clear message
+            pooled = x.flatten(2).sum(2)  # (B, C)
+            logits = logits + (self.embed(y.to(x.device).long()) * pooled).sum(1)
+        return logits
 
 
 class VideoDiscriminator2p1d(_ClassConditionedStack):
@@ -384,15 +415,19 @@ class VideoDiscriminator2p1d(_ClassConditionedStack):
         num_classes: K > 0 concatenates a one-hot class map after the first conv.
     """
 
-    def __init__(self, ch: int = 64, resolution: int = 64, num_frames: int = 16, num_classes: int = 0) -> None:
+    def __init__(
+        self, ch: int = 64, resolution: int = 64, num_frames: int = 16, num_classes: int = 0,
+        d_class: str = "projection",
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.num_frames, self.resolution, self.num_classes = num_frames, resolution, num_classes
+        self.num_frames, self.resolution = num_frames, resolution
+        extra = self._conditioning(num_classes, d_class)
         stages = log2_int(resolution, "resolution") - 2
         layers: list[nn.Module] = []
         c_in, t = 3, num_frames
         for i in range(stages):
             c_out = ch * 2 ** min(i, 3)
-            c_t_in = c_out + (num_classes if i == 0 else 0)
+            c_t_in = c_out + (extra if i == 0 else 0)
             layers += [spectral_norm(nn.Conv3d(c_in, c_out, (1, 4, 4), (1, 2, 2), (0, 1, 1))), _lrelu()]
             if t - 3 < 1:
                 raise ValueError(f"D_V (2+1)D needs more than {num_frames} frames at resolution {resolution}")
@@ -401,10 +436,11 @@ class VideoDiscriminator2p1d(_ClassConditionedStack):
         layers += [spectral_norm(nn.Conv3d(c_in, c_in, (1, 4, 4))), _lrelu()]
         layers += [spectral_norm(nn.Conv3d(c_in, 1, (t, 1, 1)))]
         self.net = nn.Sequential(*layers)
+        self._projection(c_in)
 
     def forward(self, video: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape("D_V input", video, (None, 3, self.num_frames, self.resolution, self.resolution))
-        return self._run(video, y).flatten()  # (B,)
+        return self._run(video, y)  # (B,)
 
 
 class VideoDiscriminator3d(_ClassConditionedStack):
@@ -415,9 +451,13 @@ class VideoDiscriminator3d(_ClassConditionedStack):
     ``(T', 4, 4)`` conv to one logit.
     """
 
-    def __init__(self, ch: int = 64, resolution: int = 64, num_frames: int = 16, num_classes: int = 0) -> None:
+    def __init__(
+        self, ch: int = 64, resolution: int = 64, num_frames: int = 16, num_classes: int = 0,
+        d_class: str = "projection",
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.num_frames, self.resolution, self.num_classes = num_frames, resolution, num_classes
+        self.num_frames, self.resolution = num_frames, resolution
+        extra = self._conditioning(num_classes, d_class)
         stages = log2_int(resolution, "resolution") - 2
         layers: list[nn.Module] = []
         c_in, t = 3, num_frames
@@ -425,37 +465,40 @@ class VideoDiscriminator3d(_ClassConditionedStack):
             c_out = ch * 2 ** min(i, 3)
             st = 2 if t >= 2 else 1
             kt, pt = (4, 1) if st == 2 else (3, 1)
-            layers += [spectral_norm(nn.Conv3d(c_in + (num_classes if i == 1 else 0), c_out, (kt, 4, 4),
+            layers += [spectral_norm(nn.Conv3d(c_in + (extra if i == 1 else 0), c_out, (kt, 4, 4),
                                                (st, 2, 2), (pt, 1, 1))), _lrelu()]  # fmt: skip
             c_in, t = c_out, (t + 2 * pt - kt) // st + 1
         layers += [spectral_norm(nn.Conv3d(c_in, 1, (t, 4, 4)))]
         self.net = nn.Sequential(*layers)
+        self._projection(c_in)
 
     def forward(self, video: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape("D_V input", video, (None, 3, self.num_frames, self.resolution, self.resolution))
-        return self._run(video, y).flatten()  # (B,)
+        return self._run(video, y)  # (B,)
 
 
 class ImageDiscriminator(_ClassConditionedStack):
     """D_I of G3AN: spectrally normalised 2D convs k4 s2 p1 (``ch, 2ch, 4ch, 8ch``), LeakyReLU 0.2, a valid
     k4 conv to one raw logit per frame. Input ``(B, 3, R, R)``."""
 
-    def __init__(self, ch: int = 64, resolution: int = 64, num_classes: int = 0) -> None:
+    def __init__(self, ch: int = 64, resolution: int = 64, num_classes: int = 0, d_class: str = "projection") -> None:
         super().__init__()
-        self.resolution, self.num_classes = resolution, num_classes
+        self.resolution = resolution
+        extra = self._conditioning(num_classes, d_class)
         stages = log2_int(resolution, "resolution") - 2
         layers: list[nn.Module] = []
         c_in = 3
         for i in range(stages):
             c_out = ch * 2 ** min(i, 3)
-            layers += [spectral_norm(nn.Conv2d(c_in + (num_classes if i == 1 else 0), c_out, 4, 2, 1)), _lrelu()]
+            layers += [spectral_norm(nn.Conv2d(c_in + (extra if i == 1 else 0), c_out, 4, 2, 1)), _lrelu()]
             c_in = c_out
         layers += [spectral_norm(nn.Conv2d(c_in, 1, 4, 1, 0))]
         self.net = nn.Sequential(*layers)
+        self._projection(c_in)
 
     def forward(self, frames: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape("D_I input", frames, (None, 3, self.resolution, self.resolution))
-        return self._run(frames, y).flatten()  # (B,)
+        return self._run(frames, y)  # (B,)
 
 
 def select_frames(video: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -484,12 +527,13 @@ class G3ANDiscriminator(VideoDiscriminator):
         num_classes: int = 0,
         video_d: str = "2p1d",
         init: str = "reference",
+        d_class: str = "projection",
     ) -> None:
         super().__init__()
         self.num_classes, self.num_frames = num_classes, num_frames
         video_cls = {"2p1d": VideoDiscriminator2p1d, "3d": VideoDiscriminator3d}[video_d]
-        self.video = video_cls(ch, resolution, num_frames, num_classes)
-        self.image = ImageDiscriminator(ch, resolution, num_classes)
+        self.video = video_cls(ch, resolution, num_frames, num_classes, d_class)
+        self.image = ImageDiscriminator(ch, resolution, num_classes, d_class)
         apply_init(self, init)  # both schemes give N(0, 0.02) to every D conv, as the reference
 
     def forward(
@@ -511,7 +555,7 @@ def _build_generator(cfg: G3ANConfig) -> G3ANGenerator:
 def _build_discriminator(cfg: G3ANConfig) -> G3ANDiscriminator:
     return G3ANDiscriminator(
         ch=cfg.ch_d, resolution=cfg.resolution, num_frames=cfg.num_frames, num_classes=cfg.num_classes,
-        video_d=cfg.video_d, init=cfg.init,
+        video_d=cfg.video_d, init=cfg.init, d_class=cfg.d_class,
     )  # fmt: skip
 
 
@@ -523,5 +567,6 @@ register_model(
         build_discriminator=_build_discriminator,
         loss="g3an",
         description="G3AN (CVPR 2020): three-stream generator with F-SA, video + image discriminators",
+        saved_defaults={"d_class": "concat"},  # conditional files saved before d_class had concat discriminators
     )
 )
