@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
+from safetensors.torch import save as safetensors_bytes
 
 from g3an import __version__
 from g3an.registry import get_entry, make_config, saved_config
@@ -38,6 +39,7 @@ __all__ = [
     "load_init_weights",
     "make_checkpoint",
     "save_checkpoint",
+    "write_safetensors",
 ]
 
 FORMAT = "g3an-checkpoint"
@@ -196,7 +198,30 @@ def export_generator(
     metadata = {"format": EXPORT_FORMAT, "format_version": str(FORMAT_VERSION), "model": model,
                 "model_config": json.dumps(cfg), "package_version": __version__, "contents": ",".join(parts),
                 **meta}  # fmt: skip
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    write_safetensors(path, tensors, metadata)
+
+
+def write_safetensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    """Write a safetensors file atomically and reproducibly: the same tensors and metadata give the same bytes."""
+    blob = _sorted_header(safetensors_bytes(dict(tensors), metadata=dict(metadata)))
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
+
+
+def _sorted_header(blob: bytes) -> bytes:
+    """The safetensors file ``blob`` with its JSON header's keys sorted, so equal weights and metadata give
+    equal bytes (safetensors writes the header from hash maps, in an order that changes between runs).
+
+    Only the order of keys changes: the tensor offsets, the data and the header's length stay the same.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    text = json.dumps(
+        {k: dict(sorted(v.items())) if isinstance(v, dict) else v for k, v in sorted(header.items())},
+        separators=(",", ":"), ensure_ascii=False,
+    ).encode()  # fmt: skip
+    if len(text) > n:  # never expected (same content, same compact format); keep the file as written
+        return blob
+    return blob[:8] + text.ljust(n, b" ") + blob[8 + n :]
 
 
 def _read_export(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from g3an import __version__
-from g3an.checkpoint import CheckpointError, atomic_write, latest_checkpoint, load_generator
+from g3an.checkpoint import CheckpointError, atomic_write, latest_checkpoint, load_generator, write_safetensors
 from g3an.models.base import VideoGenerator
 from g3an.train.sampler import derive_seed
 
@@ -521,7 +521,7 @@ def save_latents(
         "batches": batches,
     }
     if side is not None:
-        atomic_write(side, lambda tmp: save_file(tensors, tmp, metadata={"format": LATENTS_FORMAT}))
+        write_safetensors(side, tensors, {"format": LATENTS_FORMAT})
     text = _dumps(record)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
     return path

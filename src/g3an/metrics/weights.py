@@ -45,9 +45,8 @@ from typing import Any, ClassVar
 import numpy as np
 import safetensors
 import torch
-from safetensors.torch import save_file
 
-from g3an.checkpoint import atomic_write
+from g3an.checkpoint import atomic_write, write_safetensors
 from g3an.metrics.extractors.i3d import InceptionI3d, check_i3d_state_dict, load_i3d_safetensors
 from g3an.metrics.protocols import sha256_file
 
@@ -415,7 +414,7 @@ def install_i3d(
         )
     }
     target = root / I3D_FILE
-    atomic_write(target, lambda tmp: save_file(state, tmp, metadata=metadata))
+    write_safetensors(target, state, metadata)
     entry = WeightsEntry(
         name=I3D_NAME,
         file=I3D_FILE,
