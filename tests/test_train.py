@@ -189,8 +189,14 @@ def test_foreign_and_broken_checkpoints_are_refused(tmp_path: Path) -> None:
     # resuming a run with a checkpoint of another architecture is refused
     run2 = tmp_path / "run2"
     fit(_cfg(steps=1, model_config={**TINY_MODEL, "fsa_level": None}), run2, dataset=TinyClips(), progress=False)
-    with pytest.raises(CheckpointError, match="model config differs"):
+    with pytest.raises(CheckpointError, match="model config differs from this run's \\(fsa_level: None there, 2 here"):
         fit(_cfg(steps=2), run2, resume=True, dataset=TinyClips(), progress=False)
+    # files saved before the d_class option: unconditional ones read as before, conditional ones as concat
+    legacy = dict(ckpt, model_config={k: v for k, v in ckpt["model_config"].items() if k != "d_class"})
+    save_checkpoint(tmp_path / "legacy.pt", legacy)
+    assert load_checkpoint(tmp_path / "legacy.pt")["model_config"]["d_class"] == "projection"
+    save_checkpoint(tmp_path / "legacy_c.pt", dict(legacy, model_config={**legacy["model_config"], "num_classes": 2}))
+    assert load_checkpoint(tmp_path / "legacy_c.pt")["model_config"]["d_class"] == "concat"
 
 
 def test_export_and_load_generator_round_trip(tmp_path: Path) -> None:

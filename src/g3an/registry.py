@@ -36,8 +36,8 @@ class ModelEntry:
         build_discriminator: ``config -> nn.Module`` returning named logits.
         loss: name of the loss family the training loop uses for this model.
         description: one line for ``g3an models``.
-        saved_defaults: for options added after files were saved, the value those files were made with
-            (filled in by :func:`saved_config` when a checkpoint or export lacks the option).
+        upgrade_saved: ``config dict -> config dict``; gives a config read from a checkpoint or export the
+            values its file was made with for options added after it was saved (:func:`saved_config`).
     """
 
     name: str
@@ -46,7 +46,7 @@ class ModelEntry:
     build_discriminator: Callable[[Any], nn.Module]
     loss: str
     description: str = ""
-    saved_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    upgrade_saved: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -109,7 +109,8 @@ def make_config(name: str, config: Mapping[str, Any] | Any | None = None, **over
 
 def saved_config(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """A model config read from a saved file, with the values of options the file predates filled in."""
-    return {**get_entry(name).saved_defaults, **config}
+    upgrade = get_entry(name).upgrade_saved
+    return upgrade(dict(config)) if upgrade else dict(config)
 
 
 def create_generator(name: str, config: Mapping[str, Any] | Any | None = None, **overrides: Any) -> nn.Module:

@@ -544,6 +544,13 @@ class G3ANDiscriminator(VideoDiscriminator):
         return {"video": self.video(video, y), "image": self.image(select_frames(video, frame_index), y)}
 
 
+def _upgrade_saved(config: dict) -> dict:
+    """Conditional models saved before ``d_class`` existed have concatenating discriminators."""
+    if "d_class" not in config:
+        config["d_class"] = "concat" if config.get("num_classes") else "projection"
+    return config
+
+
 def _build_generator(cfg: G3ANConfig) -> G3ANGenerator:
     return G3ANGenerator(
         dim_z_a=cfg.dim_z_a, dim_z_m=cfg.dim_z_m, ch=cfg.ch, conv_type=cfg.conv_type, fsa_level=cfg.fsa_level,
@@ -567,6 +574,6 @@ register_model(
         build_discriminator=_build_discriminator,
         loss="g3an",
         description="G3AN (CVPR 2020): three-stream generator with F-SA, video + image discriminators",
-        saved_defaults={"d_class": "concat"},  # conditional files saved before d_class had concat discriminators
+        upgrade_saved=_upgrade_saved,
     )
 )

@@ -210,10 +210,17 @@ class Trainer:
             meta={"class_names": [str(c) for c in (getattr(self.dataset, "classes", None) or [])]},
         )  # fmt: skip
 
+    def _config_difference(self, saved: dict[str, Any]) -> str:
+        """``"field: saved there, current here, ..."`` for the options where ``saved`` differs; ``""`` if none."""
+        theirs = dataclasses.asdict(make_config(self.cfg.model, saved))
+        ours = dataclasses.asdict(self.model_cfg)
+        return ", ".join(f"{k}: {v!r} there, {ours[k]!r} here" for k, v in theirs.items() if ours[k] != v)
+
     def load(self, path: Path) -> None:
         ckpt = load_checkpoint(path, model=self.cfg.model)
-        if make_config(self.cfg.model, ckpt["model_config"]) != self.model_cfg:
-            raise CheckpointError(f"{path}: its model config differs from this run's; refusing to resume")
+        detail = self._config_difference(ckpt["model_config"])
+        if detail:
+            raise CheckpointError(f"{path}: its model config differs from this run's ({detail}); refusing to resume")
         try:
             self.G.load_state_dict(ckpt["generator"])
             self.D.load_state_dict(ckpt["discriminator"])
@@ -235,11 +242,8 @@ class Trainer:
     def initialise_from(self, source: str) -> None:
         """Load G, D and the EMA generator from ``source`` (``TrainConfig.init``) before step 0."""
         init = load_init_weights(source, model=self.cfg.model)
-        theirs = make_config(self.cfg.model, init["model_config"])
-        if theirs != self.model_cfg:
-            diff = {k: (v, getattr(self.model_cfg, k)) for k, v in dataclasses.asdict(theirs).items()
-                    if getattr(self.model_cfg, k) != v}  # fmt: skip
-            detail = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        detail = self._config_difference(init["model_config"])
+        if detail:
             raise CheckpointError(f"init {init['source']}: its model config differs from this run's ({detail})")
         try:
             self.G.load_state_dict(init["generator"])
