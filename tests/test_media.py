@@ -95,3 +95,18 @@ def test_unsupported_extension_names_the_path(tmp_path: Path) -> None:
         save_video(tmp_path / "clip.avi", _videos(1)[0])
     with pytest.raises(ValueError, match="unsupported extension"):
         save_grid(tmp_path / "grid", _videos(2))
+
+
+def test_column_labels_wider_than_their_cell_wrap_inside_it(tmp_path: Path) -> None:
+    # 32-pixel cells (the shipped models' size) under labels far wider than a cell: each label is wrapped
+    # onto more lines of the top margin, so no label pixel lies above a neighbouring cell or a gap.
+    videos = torch.zeros(1, 4, 3, 2, 32, 32)
+    labels = ["appearance #3", "jumping jack", "supercalifragilistic", "+1.50"]
+    out = read_video(save_grid(tmp_path / "g.gif", videos, col_labels=labels))[0]
+    top = out.shape[0] - 32
+    assert top >= 3 * 12  # three lines for the longest labels
+    margin = out[:top].min(axis=2) < 128  # label ink
+    for c in range(4):
+        gap = slice(c * 34 + 32, c * 34 + 34)
+        assert not margin[:, gap].any(), f"label ink above the gap after column {c}"
+        assert margin[:, c * 34 : c * 34 + 32].any(), f"no label drawn above column {c}"

@@ -90,6 +90,24 @@ def _text_size(font: ImageFont.ImageFont, text: str) -> tuple[int, int]:
     return int(box[2] - box[0]), int(box[3] - min(box[1], 0))
 
 
+def _wrap(font: ImageFont.ImageFont, text: str, width: int) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels: broken at spaces, and inside words that alone are wider."""
+    lines: list[str] = []
+    for word in text.split():
+        while _text_size(font, word)[0] > width and len(word) > 1:  # a word wider than the cell: break it
+            cut = max(1, max(k for k in range(1, len(word) + 1) if _text_size(font, word[:k])[0] <= width or k == 1))
+            if lines and _text_size(font, f"{lines[-1]} {word[:cut]}")[0] <= width:
+                lines[-1] = f"{lines[-1]} {word[:cut]}"
+            else:
+                lines.append(word[:cut])
+            word = word[cut:]
+        if lines and _text_size(font, f"{lines[-1]} {word}")[0] <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        elif word:
+            lines.append(word)
+    return lines or [""]
+
+
 def _check_ext(path: Path) -> str:
     ext = path.suffix.lower()
     if ext not in VIDEO_EXTENSIONS:
@@ -272,7 +290,8 @@ def _canvas(font: ImageFont.ImageFont, r_lab: list[str], c_lab: list[str], line:
     """A blank canvas for the cells plus label margins, and the cells' left / top offsets."""
     left = max((_text_size(font, s)[0] for s in r_lab), default=0)
     left = left + 6 if left else 0
-    top = (line if any(c_lab) else 0) + (line if title else 0)
+    col_lines = max((len(_wrap(font, s, w)) for s in c_lab if s), default=0)
+    top = col_lines * line + (line if title else 0)
     height = top + n_rows * h + (n_rows - 1) * _GAP
     width = left + n_cols * w + (n_cols - 1) * _GAP
     if title:
@@ -289,9 +308,9 @@ def _annotate(canvas: np.ndarray, font: ImageFont.ImageFont, r_lab: list[str], c
         draw.text((2, 1), title, fill=_FG, font=font)
     y0 = line if title else 0
     for c, text in enumerate(c_lab):
-        if text:
-            x = left + c * (w + _GAP) + max(0, (w - _text_size(font, text)[0]) // 2)
-            draw.text((x, y0 + 1), text, fill=_FG, font=font)
+        for k, part in enumerate(_wrap(font, text, w) if text else []):  # wrapped to the cell's width
+            x = left + c * (w + _GAP) + max(0, (w - _text_size(font, part)[0]) // 2)
+            draw.text((x, y0 + 1 + k * line), part, fill=_FG, font=font)
     for r, text in enumerate(r_lab):
         if text:
             y = top + r * (h + _GAP) + max(0, (h - line) // 2)
