@@ -11,7 +11,6 @@ first item by item in this process with one torch thread (one core), then throug
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from g3an import machine
 from g3an.data.format import DatasetWriter
 from g3an.data.loader import ClipDataset
 
@@ -63,7 +63,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=3000, help="Clips per measurement.")
     args = p.parse_args()
     torch.set_num_threads(1)
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 torch thread")
+    print(f"machine: {machine.describe()}; 1 torch thread")
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or make_dataset(Path(tmp) / "ds", args.videos, 64)
         ds = ClipDataset(data, num_frames=16, steps=(1, 2, 3, 4), size=64, flip=True)

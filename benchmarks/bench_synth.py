@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
+from g3an import machine
 from g3an.data.synthetic import SynthConfig, generate, render_video
 from g3an.data.synthetic.common import plan_videos
 
@@ -29,8 +29,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--datasets", nargs="+", default=["actions", "faces"], choices=["actions", "faces"])
     args = p.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"machine: {machine.describe()}; load average {os.getloadavg()[0]:.1f}")
     for name in args.datasets:
         config = SynthConfig(name, videos=args.videos, size=args.size, frames=args.frames, seed=0)
         plans = plan_videos(20, len(config.module.CLASSES), 0)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from g3an import machine
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -110,19 +111,6 @@ CASES = [
 ]
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    capability = torch.backends.cpu.get_cpu_capability()
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, CPU capability {capability}"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="g3an")
@@ -168,8 +156,8 @@ def main() -> None:
     if args.markdown:
         command = f"python benchmarks/bench_train.py --all --markdown {args.markdown}"
         section = (
-            f"## Training and sampling\n\nMachine: {machine()}; {args.threads} threads; load average at the end "
-            f"{os.getloadavg()[0]:.2f}.\nCommand: `{command}`\n\n{text}\n"
+            f"## Training and sampling\n\nMachine: {machine.describe()}; {args.threads} threads; load average at "
+            f"the end {os.getloadavg()[0]:.2f}.\nCommand: `{command}`\n\n{text}\n"
         )
         write_section(args.markdown, "## Training and sampling", section)
 

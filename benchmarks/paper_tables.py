@@ -453,16 +453,11 @@ def metric_values(records: list[dict[str, Any]], path: tuple[str, ...]) -> Cell:
 
 
 def _bench_train() -> Any:
-    """The sibling script ``benchmarks/bench_train.py`` (its machine description and constant clip dataset)."""
+    """The sibling script ``benchmarks/bench_train.py`` (its constant clip dataset)."""
     spec = importlib.util.spec_from_file_location("bench_train", Path(__file__).with_name("bench_train.py"))
     bench_train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench_train)
     return bench_train
-
-
-def machine() -> str:
-    """The machine as ``benchmarks/bench_train.py`` describes it (CPU, cores, torch), plus the Python version."""
-    return f"{_bench_train().machine()}, Python {platform.python_version()}"
 
 
 def eval_videos(args: argparse.Namespace) -> int:
@@ -590,6 +585,8 @@ def _ordinal(n: int) -> str:
 
 def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall: float, fvd: bool) -> str:
     """The markdown between the markers, from the result files of ``specs``."""
+    from g3an import machine
+
     records: dict[tuple[str, str], list[dict[str, Any]]] = {}
     failed: dict[tuple[str, str], list[str]] = {}
     for spec in specs:
@@ -648,7 +645,8 @@ def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall:
             if fvd
             else "FVD: I3D weights not installed (`g3an weights install i3d`), so there is no FVD column."
         ),
-        f"- machine: {machine()}; {args.jobs} parallel job(s) of {args.threads} thread(s).",
+        f"- machine: {machine.describe()}, Python {platform.python_version()}; {args.jobs} parallel job(s) of "
+        f"{args.threads} thread(s).",
         f"- time: {run_seconds / 60:.1f} min of run time in total, {cpu_seconds / 60:.1f} CPU min (train + eval "
         f"over {len(all_recs)} runs; "
         + (f"training {min(train_s):.0f}-{max(train_s):.0f} s per run" if train_s else "no runs")

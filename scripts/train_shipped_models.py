@@ -20,7 +20,6 @@ import argparse
 import datetime
 import hashlib
 import json
-import platform
 import shlex
 import subprocess
 import sys
@@ -89,20 +88,6 @@ def real_class_accuracy(dataset: str, data: Path, clips: int = 200) -> float:
     return float((out.class_logits.argmax(-1) == labels).float().mean())
 
 
-def machine() -> str:
-    import os
-
-    import torch
-
-    cpu = "unknown CPU"
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        names = [x.split(":", 1)[1].strip() for x in info.read_text().splitlines() if x.startswith("model name")]
-        cpu = names[0] if names else cpu
-
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, torch {torch.__version__}"
-
-
 def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int) -> dict:
     data = work / "data" / f"synth-{dataset}-32"
     run_dir = work / "runs" / f"ship-{dataset}"
@@ -146,6 +131,7 @@ def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int) -> dict:
     last_step = int(load_checkpoint(last)["counters"]["step"])
     seconds, fastest, slowest = train_seconds(run_dir, last_step)
     config = json.loads((run_dir / "config.json").read_text())
+    from g3an import machine
     from g3an.checkpoint import load_generator
 
     _, _, gen, info = load_generator(out)
@@ -160,7 +146,7 @@ def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int) -> dict:
         "batch_size": config["batch_size"],
         "train_seconds": round(seconds),
         "seconds_per_step_range": [round(fastest, 2), round(slowest, 2)],
-        "trained_on": machine(),
+        "trained_on": machine.describe(),
         "generator_parameters": sum(p.numel() for p in gen.parameters()),
         "bytes": out.stat().st_size,
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),

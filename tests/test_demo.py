@@ -13,8 +13,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from g3an import machine
 from g3an.cli import main
-from g3an.demo import DemoConfig, run_demo
+from g3an.demo import DemoConfig, machine_facts, run_demo
 from g3an.manipulate import manipulate_checkpoint
 from g3an.report import MediaItem, MetricRow, Report, Stage, line_chart, write_report
 from g3an.train import TrainConfig, fit
@@ -120,6 +121,13 @@ def test_line_chart_edge_cases() -> None:
     assert "<circle" in one and "one &lt;point&gt;" in one and "<polyline" not in one
     flat = line_chart({"a": [(0, 1.0), (5, 1.0)]}, "flat")
     assert "<polyline" in flat and "nan" not in flat
+
+
+def test_machine_description_names_cpu_cores_and_torch() -> None:
+    line = machine.describe()
+    assert machine.cpu_model() in line and f"{machine.usable_cores()} usable cores" in line
+    assert f"torch {torch.__version__}" in line and "CPU capability" in line and "\n" not in line
+    assert machine_facts()["machine"] == line
 
 
 # -- the demo end to end ------------------------------------------------------------------------------

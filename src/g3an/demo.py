@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from g3an import __version__
+from g3an import __version__, machine
 from g3an.report import MediaItem, MetricRow, Report, Stage, write_report
 
 __all__ = ["DEFAULT_STEPS", "DemoConfig", "DemoError", "run_demo"]
@@ -126,29 +126,12 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def machine_facts() -> dict[str, str]:
     """Machine, Python and package versions, for the report."""
     import numpy
 
     facts = {
-        "machine": f"{platform.system()} {platform.machine()}, {_cpu_model()}, {_cores()} usable cores",
+        "machine": machine.describe(),
         "python": platform.python_version(),
         "g3an": __version__,
         "torch": torch.__version__,
