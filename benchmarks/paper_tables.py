@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-START_MARKER = "<!-- paper-tables:start -->"
-END_MARKER = "<!-- paper-tables:end -->"
+SECTION = "paper-tables"  # the tables' section of docs/results.md (g3an.report.replace_section)
 RESULT_FORMAT = "g3an-paper-tables-run"
 RESULT_VERSION = 1
 RESOLUTION = 32  # every baseline supports 32x32 (docs/baselines.md); G3AN then has 4 levels (0-3)
@@ -715,22 +714,6 @@ def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_section(out: Path, body: str) -> None:
-    """Put ``body`` between the markers of ``out`` (created with the markers if missing); the rest is kept."""
-    text = out.read_text() if out.is_file() else "# Results\n\n"
-    block = f"{START_MARKER}\n{body}{END_MARKER}"
-    if START_MARKER in text and END_MARKER in text:
-        head, rest = text.split(START_MARKER, 1)
-        tail = rest.split(END_MARKER, 1)[1]
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Command line.
 
@@ -825,6 +808,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.estimate:
         estimate(args, rows, datasets)
         return {"trained": [], "skipped": [], "specs": [], "markdown": ""}
+    from g3an.report import replace_section
+
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))  # spinning BLAS threads slow a shared CPU
     t0 = time.perf_counter()
     work_dir, data_dir = Path(args.work_dir), Path(args.data_dir)
@@ -833,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     trained, skipped = ([], [s.run_id for s in specs]) if args.no_train else run_all(specs, work_dir, args.jobs,
                                                                                       args.threads)  # fmt: skip
     body = render(args, specs, work_dir, time.perf_counter() - t0, specs[0].eval["fvd"] if specs else False)
-    write_section(Path(args.out), body)
+    replace_section(args.out, SECTION, body, new_file="# Results\n\n")
     print(f"wrote {args.out}", flush=True)
     return {"trained": trained, "skipped": skipped, "specs": specs, "markdown": body}
 

@@ -205,7 +205,8 @@ def write_docs(cards: list[dict], path: Path) -> None:
 
 def write_results_section(cards: list[dict], path: Path) -> None:
     """The "Shipped models" section of docs/results.md (between its markers; the rest of the file is kept)."""
-    start, end = "<!-- shipped-models:start -->", "<!-- shipped-models:end -->"
+    from g3an.report import replace_section
+
     rows = ["## Shipped models", "",
             "Trained by `python scripts/train_shipped_models.py` (commands and metrics per model in "
             "[models.md](models.md)).", "",
@@ -216,13 +217,7 @@ def write_results_section(cards: list[dict], path: Path) -> None:
         is_ = next((v for k, v in c["metrics"].items() if k.startswith("is")), float("nan"))
         rows.append(f"| `{c['name']}` | {c['steps']} x {c['batch_size']} | {c['train_seconds'] / 3600:.2f} h "
                     f"| {c['trained_on']} | {fid:.2f} | {is_:.2f} |")  # fmt: skip
-    block = "\n".join([start, *rows, end])
-    text = path.read_text() if path.is_file() else "# Results\n\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    replace_section(path, "shipped-models", "\n".join(rows) + "\n", new_file="# Results\n\n")
     print(f"wrote {path}", flush=True)
 
 

@@ -17,7 +17,7 @@ from g3an import machine
 from g3an.cli import main
 from g3an.demo import DemoConfig, machine_facts, run_demo
 from g3an.manipulate import manipulate_checkpoint
-from g3an.report import MediaItem, MetricRow, Report, Stage, line_chart, write_report
+from g3an.report import MediaItem, MetricRow, Report, Stage, line_chart, replace_section, write_report
 from g3an.train import TrainConfig, fit
 from tests.test_train import TINY_MODEL, TinyClips
 from tests.webdriver import start_browser
@@ -121,6 +121,23 @@ def test_line_chart_edge_cases() -> None:
     assert "<circle" in one and "one &lt;point&gt;" in one and "<polyline" not in one
     flat = line_chart({"a": [(0, 1.0), (5, 1.0)]}, "flat")
     assert "<polyline" in flat and "nan" not in flat
+
+
+def test_replace_section_replaces_appends_and_keeps_the_rest(tmp_path: Path) -> None:
+    page = tmp_path / "results.md"
+    head, tail = "# Results\n\nintro ±\n\n", "\n\n## Later\n\nkept\n"
+    page.write_text(f"{head}<!-- a:start -->\nold\n<!-- a:end -->{tail}", encoding="utf-8")
+    replace_section(page, "a", "new 1\nnew 2\n")
+    assert page.read_text(encoding="utf-8") == f"{head}<!-- a:start -->\nnew 1\nnew 2\n<!-- a:end -->{tail}"
+    replace_section(page, "b", "other")  # no markers yet: appended after one blank line, final newline added
+    a_block, b_block = "<!-- a:start -->\nnew 1\nnew 2\n<!-- a:end -->", "<!-- b:start -->\nother\n<!-- b:end -->"
+    expected = f"{head}{a_block}{tail.rstrip()}\n\n{b_block}\n"
+    assert page.read_text(encoding="utf-8") == expected
+    replace_section(page, "a", "")  # the other section and the text around both stay
+    assert page.read_text(encoding="utf-8") == expected.replace("new 1\nnew 2\n", "")
+    replace_section(tmp_path / "new" / "page.md", "a", "x\n", new_file="# Title\n")
+    assert (tmp_path / "new" / "page.md").read_text() == "# Title\n\n<!-- a:start -->\nx\n<!-- a:end -->\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["new", "page.md", "results.md"]  # no temporary files
 
 
 def test_machine_description_names_cpu_cores_and_torch() -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from g3an.report import section_markers
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_tables.py"
 OTHER = "# Results\n\n## Shipped models\n\nWritten by someone else; must survive.\n"
 
@@ -67,8 +69,10 @@ def test_tiny_run_writes_jsons_resumes_and_tables_match(paper_tables, tmp_path: 
 
     text = (tmp_path / "results.md").read_text()
     assert text.startswith(OTHER.rstrip("\n"))  # the other engineer's part is kept
-    assert text.count(paper_tables.START_MARKER) == 1 and text.count(paper_tables.END_MARKER) == 1
-    body = text.split(paper_tables.START_MARKER)[1].split(paper_tables.END_MARKER)[0]
+    start, end = section_markers(paper_tables.SECTION)
+    assert (start, end) == ("<!-- paper-tables:start -->", "<!-- paper-tables:end -->")
+    assert text.count(start) == 1 and text.count(end) == 1
+    body = text.split(start)[1].split(end)[0]
     assert body == "\n" + second["markdown"]
     assert "### Table 1:" in body and "### Table 3:" in body and "FVD" in body
     assert "--rows g3an,vgan" in body and "--steps 2" in body

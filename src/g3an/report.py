@@ -5,7 +5,8 @@ The page needs nothing but the files beside it: media are linked by relative pat
 and there is no script, font or style sheet from the network. Every piece of text is escaped.
 
 ``g3an demo`` (:mod:`g3an.demo`) fills a :class:`Report` and calls :func:`write_report`; any other
-caller can do the same for its own run.
+caller can do the same for its own run. :func:`replace_section` updates one generated section of a
+markdown page (``docs/results.md``) and leaves the rest of the page alone.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from typing import Any
 
 from g3an.train.stats import read_log
 
-__all__ = ["MediaItem", "MetricRow", "Report", "Stage", "line_chart", "render_report", "write_report"]
+__all__ = [
+    "MediaItem",
+    "MetricRow",
+    "Report",
+    "Stage",
+    "line_chart",
+    "render_report",
+    "replace_section",
+    "section_markers",
+    "write_report",
+]
 
 #: Colours of the series of a chart, in order (distinguishable, also in grey print).
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
@@ -380,3 +391,39 @@ def write_report(report: Report, directory: str | Path, name: str = "report.html
     data = json.dumps(report.to_dict(), indent=1) + "\n"
     atomic_write(directory / "report.json", lambda tmp: Path(tmp).write_text(data, encoding="utf-8"))
     return path
+
+
+def section_markers(name: str) -> tuple[str, str]:
+    """The HTML comments around the generated section ``name`` of a markdown page: start and end."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_section(path: str | Path, name: str, body: str, new_file: str = "") -> None:
+    """Put ``body`` between the lines ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` of a text file.
+
+    The text outside the markers is kept byte for byte. When the file lacks the markers, the block is
+    appended after one blank line; when the file does not exist, it is created from ``new_file`` plus the
+    block. The file is replaced atomically.
+
+    Args:
+        path: the file, e.g. ``docs/results.md``.
+        name: the section's name in its markers, e.g. ``paper-tables``.
+        body: the text between the marker lines; a final newline is added when missing, so the end marker
+            starts its own line.
+        new_file: the text before the block when ``path`` does not exist yet, e.g. ``"# Results\n\n"``.
+    """
+    from g3an.checkpoint import atomic_write
+
+    path = Path(path)
+    start, end = section_markers(name)
+    if body and not body.endswith("\n"):
+        body += "\n"
+    block = f"{start}\n{body}{end}"
+    text = path.read_text(encoding="utf-8") if path.is_file() else new_file
+    i = text.find(start)
+    j = text.find(end, i + len(start)) if i >= 0 else -1
+    if j >= 0:
+        text = text[:i] + block + text[j + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
