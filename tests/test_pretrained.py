@@ -56,6 +56,21 @@ def test_export_with_discriminator_holds_g_ema_d_and_samplers_ignore_the_extras(
     assert all(torch.equal(v, ckpt["generator"][k]) for k, v in g_raw.state_dict().items())
 
 
+def test_export_with_discriminator_refuses_files_without_one(trained, tmp_path: Path) -> None:
+    ckpt_path, full, _ = trained
+    res = CliRunner().invoke(
+        main, ["export", str(full), "--out", str(tmp_path / "a.safetensors"), "--with-discriminator"]
+    )
+    assert res.exit_code != 0 and "needs a training checkpoint" in res.output
+    no_d = tmp_path / "step-00000002.pt"
+    torch.save({k: v for k, v in load_checkpoint(ckpt_path).items() if k != "discriminator"}, no_d)
+    res = CliRunner().invoke(
+        main, ["export", str(no_d), "--out", str(tmp_path / "b.safetensors"), "--with-discriminator"]
+    )
+    assert res.exit_code != 0 and "holds no discriminator" in res.output, res.output
+    assert not (tmp_path / "b.safetensors").exists()
+
+
 def test_fine_tuning_starts_from_the_weights_of_every_source_kind(trained, tmp_path: Path) -> None:
     ckpt_path, full, _ = trained
     ckpt = load_checkpoint(ckpt_path)

@@ -139,24 +139,37 @@ def train_cmd(model, data, out, config_file, resume, steps, batch_size, precisio
 )
 def export_cmd(ckpt: Path, out: Path, no_ema: bool, with_discriminator: bool) -> None:
     """Export the generator of a checkpoint for sharing and sampling (no optimizer state, no pickle)."""
-    from g3an.checkpoint import CheckpointError, export_generator, load_checkpoint, load_generator
+    from g3an.checkpoint import (
+        CheckpointError,
+        build_models,
+        export_generator,
+        load_checkpoint,
+        load_generator,
+    )
 
     if out.suffix != ".safetensors":
         raise click.BadParameter(f"{out} must end in .safetensors", param_hint="--out")
+    if with_discriminator and ckpt.suffix == ".safetensors":
+        raise click.BadParameter("--with-discriminator needs a training checkpoint (.pt)", param_hint="CKPT")
+    extra = {}
     try:
-        name, cfg, gen, info = load_generator(ckpt, ema=not no_ema)
+        if with_discriminator:  # the file is read once: both generators and the discriminator come from it
+            info = load_checkpoint(ckpt)
+            if info.get("discriminator") is None:
+                raise CheckpointError(f"{ckpt}: the checkpoint holds no discriminator")
+            ema = not no_ema and info.get("generator_ema") is not None
+            main_weights = {**info, "generator": info["generator_ema"]} if ema else info
+            name = info["model"]
+            cfg, gen, _ = build_models(main_weights, discriminator=False, source=str(ckpt))
+            extra = {"discriminator": info["discriminator"]}
+            if ema:
+                extra["generator_raw"] = info["generator"]
+        else:
+            name, cfg, gen, info = load_generator(ckpt, ema=not no_ema)
     except CheckpointError as err:
         raise click.ClickException(str(err)) from None
     step = (info.get("counters") or {}).get("step")
     class_names = json.dumps((info.get("meta") or {}).get("class_names") or [])
-    extra = {}
-    if with_discriminator:
-        if ckpt.suffix == ".safetensors":
-            raise click.BadParameter("--with-discriminator needs a training checkpoint (.pt)", param_hint="CKPT")
-        full = load_checkpoint(ckpt, model=name)
-        extra = {"discriminator": full["discriminator"]}
-        if not no_ema and full.get("generator_ema") is not None:
-            extra["generator_raw"] = full["generator"]
     export_generator(out, name, cfg, gen, source=str(ckpt.name), step=str(step), class_names=class_names, **extra)
     n = sum(p.numel() for p in gen.parameters())
     click.echo(f"wrote {out}: {name} generator, {n:,} parameters{'' if step is None else f', step {step}'}")
