@@ -7,6 +7,7 @@ GFLOP/s, the fraction of the machine's measured matmul peak in that precision, a
     python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32            # paper configuration
     python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32 --sample 64
     python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32 --checkpoint-levels 2
+    python benchmarks/bench_train.py --batch 8 --checkpoint-levels 5 --malloc-mmap-threshold 131072  # least memory
     python benchmarks/bench_train.py --all --markdown docs/benchmarks.md                 # the table in the docs
 """
 
@@ -58,12 +59,14 @@ def run_one(args: argparse.Namespace) -> dict:
     model_cfg = json.loads(args.model_config)
     cfg = TrainConfig.from_dict({"model": args.model, "model_config": model_cfg, "batch_size": args.batch,
                                  "steps": 10**6, "workers": 0, "device": "cpu", "precision": args.precision,
-                                 "sample_every": 0, "checkpoint_levels": args.checkpoint_levels})  # fmt: skip
+                                 "sample_every": 0, "checkpoint_levels": args.checkpoint_levels,
+                                 "malloc_mmap_threshold": args.malloc_mmap_threshold})  # fmt: skip
     res = cfg.model_config.get("resolution", 64)
     trainer = Trainer(cfg, Path("/tmp/g3an-bench-run"), _Clips(args.batch, cfg.num_frames, res), progress=False)
     trainer.logger.enabled = False
     out = {"model": args.model, "config": model_cfg, "precision": args.precision, "threads": args.threads,
-           "checkpoint_levels": args.checkpoint_levels}  # fmt: skip
+           "checkpoint_levels": args.checkpoint_levels,
+           "malloc_mmap_threshold": args.malloc_mmap_threshold}  # fmt: skip
     if args.sample:
         G = trainer.G.eval()
         lat = G.sample_latents(args.sample, generator=torch.Generator().manual_seed(0))
@@ -99,16 +102,20 @@ def run_one(args: argparse.Namespace) -> dict:
     return out
 
 
-# (model, options, batch, sampled videos, label, precisions, checkpoint_levels). bf16 runs only where it is
+# (model, options, batch, sampled videos, label, precisions, memory options). bf16 runs only where it is
 # affordable: on a CPU without native bfloat16 (no AMX / AVX512-BF16) PyTorch emulates it and one paper-size
-# step takes minutes.
+# step takes minutes. Memory options: TrainConfig's checkpoint_levels and malloc_mmap_threshold.
+LEAST_MEMORY = {"checkpoint_levels": 5, "malloc_mmap_threshold": 131072}
 CASES = [
-    ("g3an", {}, 8, 0, "paper configuration (ch 64, F-SA at level 3)", ("fp32",), 0),
-    ("g3an", {}, 8, 0, "paper configuration, every generator level recomputed in backward", ("fp32",), 5),
-    ("g3an", {"fsa_level": None}, 8, 0, "paper configuration without F-SA", ("fp32",), 0),
-    ("g3an", {}, 0, 64, "paper configuration, sampling", ("fp32",), 0),
-    ("g3an", {"ch": 16, "ch_d": 16}, 8, 0, "demo configuration (ch 16)", ("fp32", "bf16"), 0),
-]
+    ("g3an", {}, 8, 0, "paper configuration (ch 64, F-SA at level 3)", ("fp32",), {}),
+    ("g3an", {}, 8, 0, "paper configuration, every generator level recomputed in backward", ("fp32",),
+     {"checkpoint_levels": 5}),
+    ("g3an", {}, 8, 0, "paper configuration, every level recomputed, malloc mmap threshold 128 KiB", ("fp32",),
+     LEAST_MEMORY),
+    ("g3an", {"fsa_level": None}, 8, 0, "paper configuration without F-SA", ("fp32",), {}),
+    ("g3an", {}, 0, 64, "paper configuration, sampling", ("fp32",), {}),
+    ("g3an", {"ch": 16, "ch_d": 16}, 8, 0, "demo configuration (ch 16)", ("fp32", "bf16"), {}),
+]  # fmt: skip
 
 
 def main() -> None:
@@ -120,6 +127,13 @@ def main() -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--checkpoint-levels", type=int, default=0, help="TrainConfig.checkpoint_levels (0: off)")
+    p.add_argument(
+        "--malloc-mmap-threshold",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="TrainConfig.malloc_mmap_threshold (default: glibc's dynamic threshold)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--all", action="store_true", help="run the table of CASES in both precisions, one process each")
     p.add_argument("--markdown", type=Path, default=None, help="write the table to this file's Training section")
@@ -128,11 +142,12 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
     rows = []
-    for model, cfg, batch, sample, what, precisions, levels in CASES:
+    for model, cfg, batch, sample, what, precisions, memory in CASES:
         for prec in precisions:
             cmd = [sys.executable, __file__, "--model", model, "--model-config", json.dumps(cfg), "--batch",
                    str(batch or 8), "--sample", str(sample), "--precision", prec, "--threads", str(args.threads),
-                   "--repeats", str(args.repeats), "--checkpoint-levels", str(levels)]  # fmt: skip
+                   "--repeats", str(args.repeats)]  # fmt: skip
+            cmd += [a for k, v in memory.items() for a in ("--" + k.replace("_", "-"), str(v))]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode:
                 print(proc.stderr, file=sys.stderr)

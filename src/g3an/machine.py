@@ -6,13 +6,14 @@ so that numbers measured by different tools name their machine the same way.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_model", "describe", "usable_cores"]
+__all__ = ["cpu_model", "describe", "set_malloc_mmap_threshold", "usable_cores"]
 
 
 def cpu_model() -> str:
@@ -43,3 +44,29 @@ def describe() -> str:
         f"{cpu_model()}, {usable_cores()} usable cores, {platform.system()} {platform.machine()}, "
         f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
     )
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def set_malloc_mmap_threshold(nbytes: int) -> bool:
+    """Have glibc's ``malloc`` serve every allocation of at least ``nbytes`` with its own ``mmap``.
+
+    PyTorch's CPU tensors come from ``malloc``. glibc raises its mmap threshold each time a mapped block is
+    freed (up to 32 MB), after which blocks of up to that size come from the heap, where freed space stays
+    resident and fragments: a training step's peak resident memory then grows by hundreds of MB over what
+    its tensors need. A fixed threshold (this call; the same as ``MALLOC_MMAP_THRESHOLD_=nbytes`` in the
+    environment) returns such blocks to the system when freed, at the cost of a page fault per page when
+    they are touched again. Process-wide and permanent (glibc's dynamic threshold stays off).
+
+    Returns whether it took effect: ``False`` where the C library is not glibc (macOS, musl, Windows).
+    """
+    if nbytes < 0:
+        raise ValueError(f"the mmap threshold must be a non-negative number of bytes, got {nbytes}")
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))

@@ -15,6 +15,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from g3an.checkpoint import (
     make_checkpoint,
     save_checkpoint,
 )
+from g3an.machine import set_malloc_mmap_threshold
 from g3an.models.base import VideoGenerator
 from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
@@ -164,6 +166,8 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.env.world
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.malloc_mmap_threshold is not None and not set_malloc_mmap_threshold(cfg.malloc_mmap_threshold):
+            warnings.warn("malloc_mmap_threshold: the C library is not glibc; the option has no effect", stacklevel=2)
         entry = get_entry(cfg.model)
         self.model_cfg = make_config(cfg.model, cfg.model_config)
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # identical initialisation on every process

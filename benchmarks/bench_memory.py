@@ -1,0 +1,104 @@
+"""Benchmark: peak resident memory of each phase of a training step (G forward, D phase, G phase).
+
+A thread samples the process's resident set size (``/proc/self/statm``, Linux) every 2 ms while training
+steps run, and attributes each sample to the phase the step is in. Memory, unlike time, does not depend
+on what else the machine runs, so this may run beside other jobs.
+
+    python benchmarks/bench_memory.py                                   # paper configuration, batch 8
+    python benchmarks/bench_memory.py --checkpoint-levels 5 --malloc-mmap-threshold 131072
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from bench_train import _Clips  # benchmarks/ is the script's directory
+from g3an import machine
+from g3an.train import TrainConfig
+from g3an.train.loop import Trainer
+
+
+class PhaseMemory:
+    """Peak RSS per phase label, sampled by a daemon thread."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.label, self.peaks, self.interval = "setup", {}, interval
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss_gb(self) -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page / 1e9
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            value, label = self.rss_gb(), self.label
+            self.peaks[label] = max(self.peaks.get(label, 0.0), value)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PhaseMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-config", default="{}", help="JSON options of the G3AN model (default: the paper's)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3, help="training steps (the first has no Adam moments yet)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--checkpoint-levels", type=int, default=0)
+    p.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig.from_dict({"model": "g3an", "model_config": json.loads(args.model_config),
+                                 "batch_size": args.batch, "steps": 10**6, "workers": 0, "device": "cpu",
+                                 "sample_every": 0, "checkpoint_levels": args.checkpoint_levels,
+                                 "malloc_mmap_threshold": args.malloc_mmap_threshold})  # fmt: skip
+    res = cfg.model_config.get("resolution", 64)
+    trainer = Trainer(cfg, Path("/tmp/g3an-bench-memory"), _Clips(args.batch, cfg.num_frames, res), progress=False)
+    trainer.logger.enabled = False
+    batch = next(trainer.batches())
+    objective = trainer.objective
+    loss, begin_step = objective.loss, objective.begin_step
+    with PhaseMemory() as mem:
+
+        def begin(ctx):  # the generator forward
+            mem.label = "G forward"
+            return begin_step(ctx)
+
+        def phase_loss(phase, ctx):
+            mem.label = f"{phase.name} phase"
+            return loss(phase, ctx)
+
+        objective.begin_step, objective.loss = begin, phase_loss
+        for step in range(args.steps):
+            mem.peaks.clear()
+            t = time.perf_counter()
+            trainer.train_step(batch)
+            mem.label = "between steps"
+            time.sleep(0.05)
+            peaks = {k: round(v, 3) for k, v in mem.peaks.items() if k != "setup"}
+            print(json.dumps({"step": step, "seconds": round(time.perf_counter() - t, 1), "peak_rss_gb": peaks}),
+                  flush=True)  # fmt: skip
+    print(json.dumps({"machine": machine.describe(), "batch": args.batch, "threads": args.threads,
+                      "checkpoint_levels": args.checkpoint_levels,
+                      "malloc_mmap_threshold": args.malloc_mmap_threshold,
+                      "ru_maxrss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3)}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
