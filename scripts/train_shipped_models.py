@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "src" / "g3an" / "assets" / "models"
 CLASSES = {"actions": 10, "faces": 6}
 STEM = {"actions": "g3an_synth_actions", "faces": "g3an_synth_faces"}
+D_CLASS = {"projection": "a projection discriminator (`d_class=projection`, docs/architecture.md)",
+           "concat": "discriminators taking a class map (`d_class=concat`, docs/architecture.md)"}  # fmt: skip
 
 # The shipped configuration: a conditional G3AN at 32x32, small enough to train on a 2-core CPU.
 TRAIN_OPTIONS = ["--batch-size", "16", "--workers", "1", "--no-progress"]
@@ -171,9 +173,12 @@ def write_docs(cards: list[dict], path: Path) -> None:
              "g3an train --data data/synth-actions-32 --out runs/ft model.resolution=32 model.ch=16 model.ch_d=16 \\",
              "    model.fsa_level=2 model.num_classes=10 init=synth-actions   # fine-tune",
              "```", "",
-             "They are conditional G3AN models at 32x32 (16 frames), trained for about two thousand steps on a shared",
-             "2-core CPU: far from converged. This file is written by the script from the model cards (`NAME.json`",
-             "beside each file); the numbers below say what they do and do not do yet:", "",
+             "They are conditional G3AN models at 32x32 (16 frames) with "
+             + " / ".join(sorted({D_CLASS[c["model_config"].get("d_class", "concat")] for c in cards})) + ",",
+             "trained for "
+             + " and ".join(sorted({f"{c['steps']:,}" for c in cards})) + " steps on a 2-core CPU: far from",
+             "converged. This file is written by the script from the model cards (`NAME.json` beside each file);",
+             "the numbers below say what they do and do not do yet:", "",
              "- FID against the real-vs-real floor at the same count: far above it (blurry figures and faces);",
              "- `appearance_agreement_under_motion` (1: changing z_m never changes the subject) and",
              "  `temporal_appearance_consistency`: the appearance code holds the subject across motions and frames;",
