@@ -102,20 +102,25 @@ def run_one(args: argparse.Namespace) -> dict:
     return out
 
 
-# (model, options, batch, sampled videos, label, precisions, memory options). bf16 runs only where it is
-# affordable: on a CPU without native bfloat16 (no AMX / AVX512-BF16) PyTorch emulates it and one paper-size
-# step takes minutes. Memory options: TrainConfig's checkpoint_levels and malloc_mmap_threshold.
+# (model, options, batch, sampled videos, label, precisions, memory options). Memory options: TrainConfig's
+# checkpoint_levels and malloc_mmap_threshold. bf16 rows run only on a CPU with native bfloat16 (AMX or
+# AVX512-BF16): elsewhere PyTorch emulates it and one paper-size step takes minutes (native_bf16()).
 LEAST_MEMORY = {"checkpoint_levels": 5, "malloc_mmap_threshold": 131072}
 CASES = [
-    ("g3an", {}, 8, 0, "paper configuration (ch 64, F-SA at level 3)", ("fp32",), {}),
+    ("g3an", {}, 8, 0, "paper configuration (ch 64, F-SA at level 3)", ("fp32", "bf16"), {}),
     ("g3an", {}, 8, 0, "paper configuration, every generator level recomputed in backward", ("fp32",),
      {"checkpoint_levels": 5}),
-    ("g3an", {}, 8, 0, "paper configuration, every level recomputed, malloc mmap threshold 128 KiB", ("fp32",),
-     LEAST_MEMORY),
-    ("g3an", {"fsa_level": None}, 8, 0, "paper configuration without F-SA", ("fp32",), {}),
-    ("g3an", {}, 0, 64, "paper configuration, sampling", ("fp32",), {}),
+    ("g3an", {}, 8, 0, "paper configuration, every level recomputed, malloc mmap threshold 128 KiB",
+     ("fp32", "bf16"), LEAST_MEMORY),
+    ("g3an", {"fsa_level": None}, 8, 0, "paper configuration without F-SA", ("fp32", "bf16"), {}),
+    ("g3an", {}, 0, 64, "paper configuration, sampling", ("fp32", "bf16"), {}),
     ("g3an", {"ch": 16, "ch_d": 16}, 8, 0, "demo configuration (ch 16)", ("fp32", "bf16"), {}),
 ]  # fmt: skip
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's check: AMX, AVX512-BF16 or AVX512 core)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def main() -> None:
@@ -142,8 +147,13 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
     rows = []
+    skip_bf16 = not native_bf16()
+    if skip_bf16:
+        print("this CPU has no native bfloat16: the bf16 rows are skipped", file=sys.stderr)
     for model, cfg, batch, sample, what, precisions, memory in CASES:
         for prec in precisions:
+            if prec == "bf16" and skip_bf16:
+                continue
             cmd = [sys.executable, __file__, "--model", model, "--model-config", json.dumps(cfg), "--batch",
                    str(batch or 8), "--sample", str(sample), "--precision", prec, "--threads", str(args.threads),
                    "--repeats", str(args.repeats)]  # fmt: skip

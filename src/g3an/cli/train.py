@@ -48,7 +48,7 @@ from g3an.cli import main
     "--precision",
     type=click.Choice(["fp32", "bf16", "fp16"]),
     default=None,
-    help="fp32, bf16 autocast (CPU with AMX or GPU), fp16 with a gradient scaler (CUDA).  [default: fp32]",
+    help="fp32, bf16 autocast (AMX or AVX512-BF16 CPU, or GPU), fp16 with gradient scaler (CUDA).  [default: fp32]",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Device.  [default: auto]")
 @click.option("--seed", type=int, default=None, help="Seed of the run.  [default: 0]")

@@ -64,7 +64,7 @@ class TrainConfig:
             G3AN 16, VGAN 64, TGAN and MoCoGAN 32).
         steps: training iterations (each: the discriminator phases, then the generator phase).
         seed: seeds initialisation, data order, clip sampling and latents; a run is a function of it.
-        precision: ``fp32``, ``bf16`` (autocast; fast on CPUs with AMX) or ``fp16`` (CUDA, gradient scaler).
+        precision: ``fp32``, ``bf16`` (autocast; fast on AMX or AVX512-BF16 CPUs) or ``fp16`` (CUDA, grad scaler).
         device: ``auto``, ``cpu`` or ``cuda``.
         optim: optimiser settings.
         ema_half_life: half-life of the generator EMA in videos (``None``: no EMA).
