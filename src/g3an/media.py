@@ -144,7 +144,9 @@ def _write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
     with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        stream.options = {"crf": "18", "preset": "medium"}
+        # one encoder thread: with several, libx264 gave different bytes for the same frames here (and media
+        # would no longer be reproducible from their latents files)
+        stream.options = {"crf": "18", "preset": "medium", "threads": "1"}
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 container.mux(packet)
