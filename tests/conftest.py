@@ -43,3 +43,22 @@ def tiny_config(name: str) -> dict:
 def tiny_g3an() -> dict:
     """Options for a G3AN small enough to run forward/backward in well under a second on a CPU."""
     return tiny_config("g3an")
+
+
+@pytest.fixture
+def mp4_inputs(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The uint8 frames of every ``.mp4`` written during the test, as handed to the encoder.
+
+    libx264 is not always bit-reproducible (with one thread, about 1 run in 50 encoded the same frames a
+    few levels differently), so tests of exact regeneration compare these, and the files only closely.
+    """
+    media = pytest.importorskip("g3an.media")
+    frames: list = []
+    write_mp4 = media._write_mp4
+
+    def record(path, f, fps):
+        frames.append(f.copy())
+        write_mp4(path, f, fps)
+
+    monkeypatch.setattr(media, "_write_mp4", record)
+    return frames

@@ -197,7 +197,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("mode", "args", "layout", "frames"), CASES, ids=[c[0] for c in CASES])
-def test_manipulate_cli_every_mode(ckpts, tmp_path: Path, mode: str, args: list[str], layout, frames: int) -> None:
+def test_manipulate_cli_every_mode(
+    ckpts, tmp_path: Path, mp4_inputs: list, mode: str, args: list[str], layout, frames: int
+) -> None:
     media = pytest.importorskip("g3an.media")
     ckpt = ckpts[1] if mode == "classes" else ckpts[0]
     ext = ".gif" if mode in ("add", "classes") else ".mp4"
@@ -216,7 +218,12 @@ def test_manipulate_cli_every_mode(ckpts, tmp_path: Path, mode: str, args: list[
     again = tmp_path / f"again{ext}"
     code, text = run("sample", ckpt, "--latents", latents_path_for(out), "--out", again)
     assert code == 0, text
-    assert np.array_equal(media.read_video(again), video)
+    if ext == ".mp4":
+        # the same pixels reach the encoder, and the files agree to within libx264's rounding
+        assert len(mp4_inputs) == 2 and np.array_equal(mp4_inputs[0], mp4_inputs[1])
+        assert np.abs(media.read_video(again).astype(int) - video.astype(int)).max() <= 8
+    else:
+        assert np.array_equal(media.read_video(again), video)
     assert render(loaded.generator, plan).shape[:2] == layout
 
 

@@ -231,7 +231,7 @@ def test_output_paths(tmp_path: Path) -> None:
 
 
 # -- files and the command ------------------------------------------------------------------------
-def test_sample_grid_mp4_regenerates_identical_pixels(media, ckpt: Path, tmp_path: Path) -> None:
+def test_sample_grid_mp4_regenerates_identical_pixels(media, ckpt: Path, tmp_path: Path, mp4_inputs: list) -> None:
     out = tmp_path / "grid.mp4"
     code, text = run("sample", ckpt, "--n", 3, "--seed", 5, "--batch-size", 2, "--out", out)
     assert code == 0, text
@@ -246,7 +246,8 @@ def test_sample_grid_mp4_regenerates_identical_pixels(media, ckpt: Path, tmp_pat
     code, text = run("sample", ckpt, "--latents", latents_path_for(out), "--out", again)
     assert code == 0, text
     assert torch.get_num_threads() == 2
-    assert np.array_equal(media.read_video(again), frames)
+    assert len(mp4_inputs) == 2 and np.array_equal(mp4_inputs[0], mp4_inputs[1])  # what the encoder got
+    assert np.abs(media.read_video(again).astype(int) - frames.astype(int)).max() <= 8  # libx264's rounding
 
 
 def test_sample_png_pixels_are_x_plus_1_over_2(media, ckpt: Path, tmp_path: Path) -> None:

@@ -144,8 +144,11 @@ def _write_mp4(path: str, frames: np.ndarray, fps: float) -> None:
     with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-        # one encoder thread: with several, libx264 gave different bytes for the same frames here (and media
-        # would no longer be reproducible from their latents files)
+        # one encoder thread: with several, libx264 gave different bytes for the same frames in 2 of 6 runs here.
+        # Even with one it is not always bit-reproducible (about 1 run in 50 differed by a few levels in every
+        # frame), so an mp4 regenerated from its latents file matches to within that rounding; .png and .gif
+        # regenerate exactly
+        stream.codec_context.thread_count = 1
         stream.options = {"crf": "18", "preset": "medium", "threads": "1"}
         for f in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
