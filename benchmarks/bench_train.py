@@ -2,18 +2,23 @@
 
 Each configuration runs in its own process so its peak resident memory is its own. Prints time (median
 of ``--repeats`` after a warm-up), videos/s, FLOPs counted with ``torch.utils.flop_counter``, achieved
-GFLOP/s, the fraction of the machine's measured matmul peak in that precision, and peak memory.
+GFLOP/s, the fraction of the machine's measured matmul peak in that precision, and the peak resident
+memory of the warm-up and timed runs. FLOPs are counted in one more, eager run, with F-SA's attention as
+its formula (see ``_plain_attention``).
 
     python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32            # paper configuration
     python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32 --sample 64
     python benchmarks/bench_train.py --model g3an --batch 8 --precision fp32 --checkpoint-levels 2
     python benchmarks/bench_train.py --batch 8 --checkpoint-levels 5 --malloc-mmap-threshold 131072  # least memory
-    python benchmarks/bench_train.py --all --markdown docs/benchmarks.md                 # the table in the docs
+    python benchmarks/bench_train.py --batch 8 --precision bf16 --compile              # TrainConfig.compile
+    python benchmarks/bench_train.py --batch 8 --no-channels-last                      # PyTorch's default layout
+    python benchmarks/bench_train.py --all --repeats 2 --markdown docs/benchmarks.md     # the table in the docs
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -21,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -39,6 +45,22 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
+@contextlib.contextmanager
+def _plain_attention() -> Iterator[None]:
+    """Count F-SA's attention as its formula, softmax(q k^T) v: the flop counter does not count PyTorch's
+    fused CPU kernel at all, and that kernel's q k^T runs on queries and keys zero-padded to the value width
+    (8x the formula's work in that product). The FLOPs reported are the model's arithmetic, as the spec
+    counts the reference's; the time is the fused kernel's."""
+    from g3an.models import attention
+
+    chosen = attention._attend
+    attention._attend = attention.attend_formula
+    try:
+        yield
+    finally:
+        attention._attend = chosen
+
+
 class _Clips(torch.utils.data.Dataset):
     def __init__(self, n: int, frames: int, size: int) -> None:
         self.video = torch.rand(3, frames, size, size) * 2 - 1
@@ -53,20 +75,21 @@ class _Clips(torch.utils.data.Dataset):
 
 def run_one(args: argparse.Namespace) -> dict:
     from g3an.train import TrainConfig
-    from g3an.train.loop import Trainer, autocast_context
+    from g3an.train.loop import Trainer, _eager, autocast_context
 
     torch.set_num_threads(args.threads)
     model_cfg = json.loads(args.model_config)
     cfg = TrainConfig.from_dict({"model": args.model, "model_config": model_cfg, "batch_size": args.batch,
                                  "steps": 10**6, "workers": 0, "device": "cpu", "precision": args.precision,
                                  "sample_every": 0, "checkpoint_levels": args.checkpoint_levels,
-                                 "malloc_mmap_threshold": args.malloc_mmap_threshold})  # fmt: skip
+                                 "malloc_mmap_threshold": args.malloc_mmap_threshold,
+                                 "channels_last": args.channels_last, "compile": args.compile})  # fmt: skip
     res = cfg.model_config.get("resolution", 64)
     trainer = Trainer(cfg, Path("/tmp/g3an-bench-run"), _Clips(args.batch, cfg.num_frames, res), progress=False)
     trainer.logger.enabled = False
     out = {"model": args.model, "config": model_cfg, "precision": args.precision, "threads": args.threads,
-           "checkpoint_levels": args.checkpoint_levels,
-           "malloc_mmap_threshold": args.malloc_mmap_threshold}  # fmt: skip
+           "checkpoint_levels": args.checkpoint_levels, "malloc_mmap_threshold": args.malloc_mmap_threshold,
+           "channels_last": args.channels_last, "compile": args.compile}  # fmt: skip
     if args.sample:
         G = trainer.G.eval()
         lat = G.sample_latents(args.sample, generator=torch.Generator().manual_seed(0))
@@ -83,28 +106,34 @@ def run_one(args: argparse.Namespace) -> dict:
             trainer.train_step(batch)
 
         out.update(task=f"train step, batch {args.batch}", videos=args.batch)
-    with FlopCounterMode(display=False) as counter:
+    t = time.perf_counter()
+    work()  # warm-up; with --compile the first calls compile (the phases differ in which networks need gradients)
+    if args.compile:
+        out["compile_seconds"] = round(time.perf_counter() - t, 1)
         work()
-    flops = counter.get_total_flops()
     times = []
     for _ in range(args.repeats):
         t = time.perf_counter()
         work()
         times.append(time.perf_counter() - t)
     sec = statistics.median(times)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # before the counting run's formula
+    with _eager(), _plain_attention(), FlopCounterMode(display=False) as counter:
+        work()
+    flops = counter.get_total_flops()
     peak = matmul_peak(torch.bfloat16 if args.precision == "bf16" else torch.float32)
     out.update(
         seconds=round(sec, 3), times=[round(t, 3) for t in times], videos_per_sec=round(out["videos"] / sec, 2),
         gflop=round(flops / 1e9, 1), gflops_per_sec=round(flops / 1e9 / sec, 1), matmul_peak_gflops=round(peak, 1),
-        fraction_of_peak=round(flops / 1e9 / sec / peak, 3),
-        peak_rss_gb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+        fraction_of_peak=round(flops / 1e9 / sec / peak, 3), peak_rss_gb=round(peak_rss, 2),
     )  # fmt: skip
     return out
 
 
-# (model, options, batch, sampled videos, label, precisions, memory options). Memory options: TrainConfig's
-# checkpoint_levels and malloc_mmap_threshold. bf16 rows run only on a CPU with native bfloat16 (AMX or
-# AVX512-BF16): elsewhere PyTorch emulates it and one paper-size step takes minutes (native_bf16()).
+# (model, model options, batch, sampled videos, label, precisions, run options). Run options: TrainConfig's
+# checkpoint_levels, malloc_mmap_threshold, channels_last (default True) and compile. bf16 rows run only on
+# a CPU with native bfloat16 (AMX or AVX512-BF16): elsewhere PyTorch emulates it and one paper-size step
+# takes minutes (native_bf16()).
 LEAST_MEMORY = {"checkpoint_levels": 5, "malloc_mmap_threshold": 131072}
 CASES = [
     ("g3an", {}, 8, 0, "paper configuration (ch 64, F-SA at level 3)", ("fp32", "bf16"), {}),
@@ -112,9 +141,19 @@ CASES = [
      {"checkpoint_levels": 5}),
     ("g3an", {}, 8, 0, "paper configuration, every level recomputed, malloc mmap threshold 128 KiB",
      ("fp32", "bf16"), LEAST_MEMORY),
+    ("g3an", {}, 8, 0, "paper configuration, torch.compile", ("fp32", "bf16"), {"compile": True}),
+    ("g3an", {}, 8, 0, "paper configuration, contiguous layout (before channels-last)", ("fp32", "bf16"),
+     {"channels_last": False}),
     ("g3an", {"fsa_level": None}, 8, 0, "paper configuration without F-SA", ("fp32", "bf16"), {}),
     ("g3an", {}, 0, 64, "paper configuration, sampling", ("fp32", "bf16"), {}),
+    ("g3an", {}, 0, 64, "paper configuration, sampling, torch.compile", ("bf16",), {"compile": True}),
     ("g3an", {"ch": 16, "ch_d": 16}, 8, 0, "demo configuration (ch 16)", ("fp32", "bf16"), {}),
+    ("vgan", {}, 8, 0, "VGAN (registry defaults, 16x64x64)", ("fp32", "bf16"), {}),
+    ("vgan", {}, 0, 64, "VGAN, sampling", ("fp32", "bf16"), {}),
+    ("tgan", {}, 8, 0, "TGAN (registry defaults, 16x64x64)", ("fp32", "bf16"), {}),
+    ("tgan", {}, 0, 64, "TGAN, sampling", ("fp32", "bf16"), {}),
+    ("mocogan", {}, 8, 0, "MoCoGAN (registry defaults, 16x64x64)", ("fp32", "bf16"), {}),
+    ("mocogan", {}, 0, 64, "MoCoGAN, sampling", ("fp32", "bf16"), {}),
 ]  # fmt: skip
 
 
@@ -139,6 +178,13 @@ def main() -> None:
         metavar="BYTES",
         help="TrainConfig.malloc_mmap_threshold (default: glibc's dynamic threshold)",
     )
+    p.add_argument(
+        "--no-channels-last",
+        dest="channels_last",
+        action="store_false",
+        help="keep PyTorch's default (contiguous) layout instead of channels-last-3d",
+    )
+    p.add_argument("--compile", action="store_true", help="TrainConfig.compile: torch.compile G and D")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--all", action="store_true", help="run the table of CASES in both precisions, one process each")
     p.add_argument("--markdown", type=Path, default=None, help="write the table to this file's Training section")
@@ -157,7 +203,10 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--model", model, "--model-config", json.dumps(cfg), "--batch",
                    str(batch or 8), "--sample", str(sample), "--precision", prec, "--threads", str(args.threads),
                    "--repeats", str(args.repeats)]  # fmt: skip
-            cmd += [a for k, v in memory.items() for a in ("--" + k.replace("_", "-"), str(v))]
+            cmd += [a for k, v in memory.items() if k not in ("channels_last", "compile")
+                    for a in ("--" + k.replace("_", "-"), str(v))]  # fmt: skip
+            cmd += ["--no-channels-last"] if memory.get("channels_last") is False else []
+            cmd += ["--compile"] if memory.get("compile") else []
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode:
                 print(proc.stderr, file=sys.stderr)
@@ -170,16 +219,20 @@ def main() -> None:
         "| what | task | precision | seconds | videos/s | GFLOP | GFLOP/s | of matmul peak | peak RSS GB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def compiled(r: dict) -> str:
+        return f" (first step {r['compile_seconds']} s: compiling)" if "compile_seconds" in r else ""
+
     for r in rows:
         peak = f"{r['fraction_of_peak']:.0%} of {r['matmul_peak_gflops']}"
         table.append(
-            f"| {r['what']} | {r['task']} | {r['precision']} | {r['seconds']} | {r['videos_per_sec']} | "
+            f"| {r['what']}{compiled(r)} | {r['task']} | {r['precision']} | {r['seconds']} | {r['videos_per_sec']} | "
             f"{r['gflop']} | {r['gflops_per_sec']} | {peak} | {r['peak_rss_gb']} |"
         )
     text = "\n".join(table)
     print(text)
     if args.markdown:
-        command = f"python benchmarks/bench_train.py --all --markdown {args.markdown}"
+        command = f"python benchmarks/bench_train.py --all --repeats {args.repeats} --markdown {args.markdown}"
         section = (
             f"## Training and sampling\n\nMachine: {machine.describe()}; {args.threads} threads; load average at "
             f"the end {os.getloadavg()[0]:.2f}.\nCommand: `{command}`\n\n{text}\n"

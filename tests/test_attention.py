@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from g3an.models.attention import FSA, AxisSelfAttention
+from g3an.models import attention
+from g3an.models.attention import FSA, AxisSelfAttention, attend_formula, attend_fused
 
 
 def _direct(att: AxisSelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -61,35 +62,71 @@ def test_reference_layout_scrambles_axes_as_the_reference() -> None:
         assert not torch.allclose(att(x), correct(x))
 
 
-@pytest.mark.parametrize("axis", ["time", "space"])
-def test_inference_kernel_matches_the_training_kernel(axis: str) -> None:
-    att = AxisSelfAttention(64, axis).eval()
-    att.gamma.data.fill_(1.0)
-    x = torch.randn(2, 64, 6, 5, 7)
-    with torch.no_grad():
-        fused = att(x)  # heads sharing q and k through the fused kernel
-    with torch.enable_grad():
-        math = att(x)  # the math kernel
-    torch.testing.assert_close(fused, math.detach(), rtol=1e-5, atol=1e-5)
+# sequences no longer than the 16 channels go through the formula, longer ones through the fused kernel
+KERNEL_CASES = [("time", (2, 16, 5, 4, 3)), ("space", (2, 16, 5, 4, 3)), ("time", (1, 16, 20, 2, 3)),
+                ("space", (2, 16, 3, 4, 6))]  # fmt: skip
 
 
-def test_chunked_training_attention_gives_the_same_gradients(monkeypatch) -> None:
-    from g3an.models import attention
-
-    att = AxisSelfAttention(16, "space").eval()  # eval: no power iteration between the two runs; grad still on
+@pytest.mark.parametrize(("axis", "shape"), KERNEL_CASES)
+def test_gradients_match_direct_computation(axis: str, shape: tuple[int, ...], monkeypatch) -> None:
+    calls = []
+    for name in ("attend_formula", "attend_fused"):
+        fn = getattr(attention, name)
+        monkeypatch.setattr(attention, name, lambda *a, _fn=fn, _name=name: calls.append(_name) or _fn(*a))
+    att = AxisSelfAttention(16, axis).eval()  # eval: no power iteration between the two runs; grad still on
     att.gamma.data.fill_(0.7)
-    x = torch.randn(3, 16, 5, 4, 4, requires_grad=True)  # 15 sequences of length 16
+    x = torch.randn(*shape, requires_grad=True)
 
-    def grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def grads(fn) -> tuple[torch.Tensor, list[torch.Tensor]]:
         att.zero_grad()
         x.grad = None
-        out = att(x)
+        out = fn(x)
         out.square().sum().backward()
         return out.detach(), [x.grad.clone()] + [p.grad.clone() for p in att.parameters()]
 
-    direct_out, direct = grads()
-    monkeypatch.setattr(attention, "CHUNK_SCORES", 4 * 16 * 16)  # chunks of 4 sequences
-    chunked_out, chunked = grads()
-    torch.testing.assert_close(chunked_out, direct_out)
-    for a, b in zip(chunked, direct):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    out, ours = grads(att)
+    length = shape[2] if axis == "time" else shape[3] * shape[4]
+    assert calls == ["attend_formula" if length <= 16 else "attend_fused"]
+    direct_out, direct = grads(lambda inp: _direct(att, inp))
+    torch.testing.assert_close(out, direct_out, rtol=1e-5, atol=1e-5)
+    for a, b in zip(ours, direct):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", ["time", "space"])
+def test_channels_last_input_gives_the_same_output_in_its_layout(axis: str) -> None:
+    att = AxisSelfAttention(16, axis).eval()
+    att.gamma.data.fill_(1.0)
+    x = torch.randn(2, 16, 5, 4, 3)
+    x_cl = x.contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        out, out_cl = att(x), att(x_cl)
+    torch.testing.assert_close(out_cl, out, rtol=1e-6, atol=1e-6)
+    assert out.is_contiguous() and out_cl.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_the_formula_and_the_fused_kernel_agree() -> None:
+    gen = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(3, 40, 4, generator=gen, requires_grad=True) for _ in range(2))
+    v = torch.randn(3, 40, 32, generator=gen, requires_grad=True)
+    grad = torch.randn(3, 40, 32, generator=gen)
+    results = []
+    for fn in (attend_formula, attend_fused):
+        out = fn(q, k, v)
+        results.append([out, *torch.autograd.grad(out, (q, k, v), grad)])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [64, 32])  # 8 x 8 positions: the formula at 64 channels, fused at 32
+def test_bf16_autocast_attention_is_close_to_float32(channels: int) -> None:
+    att = AxisSelfAttention(channels, "space").eval()
+    att.gamma.data.fill_(1.0)
+    x = torch.randn(2, channels, 2, 8, 8)
+    with torch.no_grad():
+        ref = att(x) - x
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = att(x) - x
+    assert low.dtype == torch.float32  # the residual is added in x's precision
+    err = (low - ref).abs().max() / ref.abs().max()
+    assert err < 0.03, f"bf16 attention differs from float32 by {err:.3f} of its range"

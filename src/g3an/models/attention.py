@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from g3an.models.blocks import spectral_norm
 from g3an.shapes import assert_shape
 
-__all__ = ["FSA", "FSA_LAYOUTS", "AxisSelfAttention"]
+__all__ = ["FSA", "FSA_LAYOUTS", "AxisSelfAttention", "memory_format_of"]
 
 FSA_LAYOUTS = ("correct", "reference")
 
@@ -57,69 +55,76 @@ class AxisSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert_shape(f"{self.axis} attention input", x, (None, self.channels, None, None, None))
         b, c, t, h, w = x.shape
+        # The 1x1x1 query/key/value convs are one matrix product on the channel axis of x laid out
+        # (B, T, H, W, C) (a free view when x is channels-last-3d; under autocast x is cast once).
+        qkv = _pointwise((self.q_conv, self.k_conv, self.v_conv), x.permute(0, 2, 3, 4, 1))
+        # Sequences outermost: (B, H, W, T, .) for TSA, (B, T, H, W, .) for SSA.
         if self.axis == "time":
-            seq = "(b h w) t c"  # one length-T sequence per spatial location
+            qkv = qkv.permute(0, 2, 3, 1, 4)
+            n, length = b * h * w, t
         else:
-            seq = "(b t) (h w) c"  # one length-HW sequence per frame
-        q = rearrange(self.q_conv(x), f"b c t h w -> {seq}")
-        k = rearrange(self.k_conv(x), f"b c t h w -> {seq}")
-        v = rearrange(self.v_conv(x), f"b c t h w -> {seq}")
+            n, length = b * t, h * w
+        q, k, v = qkv.reshape(n, length, -1).split([self.q_conv.out_channels, self.k_conv.out_channels, c], -1)
         out = _attend(q, k, v)  # (N, L, C), softmax over keys
         if self.layout == "correct":
-            out = rearrange(out, f"{seq} -> b c t h w", b=b, t=t, h=h, w=w)
-        else:
-            # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
-            out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
+            if self.axis == "time":
+                out = out.view(b, h, w, t, c).permute(0, 4, 3, 1, 2)
+            else:
+                out = out.view(b, t, h, w, c).permute(0, 4, 1, 2, 3)
+            return x.addcmul(self.gamma, out)  # x + gamma * out, in x's layout, without a copy of out
+        # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
+        out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
         return x + self.gamma * out
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T) v with scale 1 for q, k ``(N, L, d)`` and v ``(N, L, C)``.
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last_3d`` for a 5-D tensor laid out so, else ``contiguous_format``."""
+    if x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
 
-    PyTorch's fused (flash) kernels need one head size for q, k and v, but here v is 8x wider. Without
-    autograd, v is split into ``C / d`` heads of size d that share q and k, which runs the fused kernel and
-    never materialises the ``L x L`` scores (sampling 64 videos at 64x64 would otherwise hold 4 GB of
-    them per tensor). With autograd the math kernel is used: its backward is about twice as fast here.
+
+def _pointwise(convs: tuple[nn.Conv3d, ...], x: torch.Tensor) -> torch.Tensor:
+    """1x1x1 ``convs`` applied to channels-last ``x`` (``(..., C)``) as one matrix product; their outputs
+    concatenated on the last axis. Each conv's (spectrally normalised) weight is read once."""
+    weight = torch.cat([conv.weight.flatten(1) for conv in convs])
+    bias = torch.cat([conv.bias for conv in convs])
+    return F.linear(x, weight, bias)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T) v with scale 1 for q, k ``(N, L, d)`` and v ``(N, L, C)``, ``d <= C``.
+
+    Short sequences (``L <= C``: TSA's 16 frames) use the formula: the scores take no more memory than v,
+    and are computed and normalised in float32 even under bf16 autocast. Long ones (SSA's 1,024 positions)
+    use PyTorch's fused (flash) kernel, which never stores the ``L x L`` scores, in training (its backward
+    recomputes them blockwise) or sampling, and also keeps them in float32 under autocast. It needs one
+    head size for q, k and v, but v is 8x wider here, so q and k are padded with zero channels (q k^T is
+    unchanged). On an AMX CPU (benchmarks/bench_attention.py), forward and backward of a paper-configuration
+    step's SSA (8 x 16 sequences of 1,024) took 0.65 s in bf16 and 1.55 s in float32 fused, 1.45 s and
+    2.4 s by the formula, which would also keep 0.5 GB of scores (the formula with bf16 scores, as the
+    reference computes it: 0.56 s, with 1.7x the error); its TSA (8,192 sequences of 16) took 0.09 s
+    by the formula against 0.58 s fused in bf16.
     """
     d, c = q.shape[-1], v.shape[-1]
-    if torch.is_grad_enabled():
-        return _attend_checkpointed(q, k, v)
-    if c % d:
-        return F.scaled_dot_product_attention(q, k, v, scale=1.0)
-    n, length, h = q.shape[0], q.shape[1], c // d
-    vh = v.reshape(n, length, h, d).transpose(1, 2)  # (N, h, L, d)
-    qh = q.unsqueeze(1).expand(n, h, length, d)  # the same scores for every head, not copied
-    kh = k.unsqueeze(1).expand(n, h, length, d)
-    out = F.scaled_dot_product_attention(qh, kh, vh, scale=1.0)  # (N, h, L, d)
-    return out.transpose(1, 2).reshape(n, length, c)
+    if d > c:
+        raise ValueError(f"attention: query/key channels ({d}) exceed value channels ({c})")
+    return attend_formula(q, k, v) if q.shape[1] <= c else attend_fused(q, k, v)
 
 
-#: With autograd, attention over more elements than this (sequences x L x L) runs in chunks of sequences
-#: whose scores are recomputed in backward instead of being stored (about 128 MB of float32 per chunk).
-CHUNK_SCORES = 32 * 1024 * 1024
+def attend_formula(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T) v as written, the scores in float32 (also under autocast); keeps them for backward."""
+    with torch.autocast(q.device.type, enabled=False):
+        weights = torch.bmm(q.float(), k.float().transpose(1, 2)).softmax(-1)
+    return torch.bmm(weights.to(v.dtype), v)
 
 
-def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return F.scaled_dot_product_attention(q, k, v, scale=1.0)
-
-
-def _attend_checkpointed(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Math-kernel attention whose ``L x L`` scores are kept for at most one chunk of sequences at a time.
-
-    Small problems run directly. Large ones (the spatial attention: 1024 x 1024 scores per frame) run in
-    chunks under ``torch.utils.checkpoint``: backward recomputes each chunk's scores, so training memory
-    holds one chunk's scores instead of all of them; gradients are the same computation.
-    """
-    n, length = q.shape[0], q.shape[1]
-    per_chunk = max(1, CHUNK_SCORES // (length * length))
-    if n <= per_chunk:
-        return _math_attention(q, k, v)
-    outs = [
-        checkpoint(_math_attention, q[i : i + per_chunk], k[i : i + per_chunk], v[i : i + per_chunk],
-                   use_reentrant=False)
-        for i in range(0, n, per_chunk)
-    ]  # fmt: skip
-    return torch.cat(outs, 0)
+def attend_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T) v by PyTorch's fused kernel, q and k zero-padded to v's width."""
+    d, c = q.shape[-1], v.shape[-1]
+    if d < c:
+        q, k = F.pad(q, (0, c - d)), F.pad(k, (0, c - d))
+    return F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0).squeeze(1)
 
 
 class FSA(nn.Module):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from g3an.models.attention import FSA, FSA_LAYOUTS
+from g3an.models.attention import FSA, FSA_LAYOUTS, memory_format_of
 from g3an.models.base import VideoDiscriminator, VideoGenerator
 from g3an.models.blocks import (
     INIT_SCHEMES,
@@ -215,7 +215,12 @@ class G3(nn.Module):
         h_v = self.conv_v(h_v)  # (B, C, T, H, W)
         if self.conv_t is not None:
             h_t = self.conv_t(h_t)  # (B, C, T, 1, 1)
-            h_v = h_v + h_t  # replicated over H, W by broadcasting
+            if memory_format_of(h_v) == torch.channels_last_3d:
+                # the same sum on (B, T, H, W, C) views: backward then reduces h_t's gradient over H, W with
+                # channels innermost, which PyTorch does about 15x faster than in the (B, C, T, H, W) view
+                h_v = (h_v.permute(0, 2, 3, 4, 1) + h_t.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
+            else:
+                h_v = h_v + h_t  # replicated over H, W by broadcasting
         if self.conv_s is not None:
             h_s = self.conv_s(h_s)  # (B, C, 1, H, W)
         return h_s, h_v, h_t
@@ -224,7 +229,13 @@ class G3(nn.Module):
         """The spatial fusion: h_s broadcast over T, concatenated in front of h_v."""
         if self.conv_s is None:
             return h_v
-        return torch.cat([h_s.expand(-1, -1, h_v.shape[2], -1, -1), h_v], dim=1)  # (B, 2C, T, H, W)
+        t = h_v.shape[2]
+        if memory_format_of(h_v) == torch.channels_last_3d:
+            # concatenated along the innermost axis of (B, T, H, W, C) views, so the result stays channels-last
+            # (and the expand's backward reduces over T with channels innermost, the fast way)
+            h_s = h_s.permute(0, 2, 3, 4, 1).expand(-1, t, -1, -1, -1)
+            return torch.cat([h_s, h_v.permute(0, 2, 3, 4, 1)], -1).permute(0, 4, 1, 2, 3)
+        return torch.cat([h_s.expand(-1, -1, t, -1, -1), h_v], dim=1)  # (B, 2C, T, H, W)
 
 
 class G3ANGenerator(VideoGenerator):

@@ -78,7 +78,14 @@ class TrainConfig:
         eval_weights: extractor weights file for ``eval_metric`` (``None``: the weights store, for I3D).
         workers: DataLoader worker processes per training process.
         threads: torch CPU threads (``None``: PyTorch's default).
-        compile: wrap the networks with ``torch.compile``.
+        compile: ``torch.compile`` G and D (in place: checkpoints keep their keys; the EMA copy stays eager).
+            The first steps compile (tens of seconds, more with a cold cache; on the CPU it needs a C++
+            compiler); then a step is about 20-30% faster (docs/benchmarks.md). Sampling and evaluation
+            during training run eagerly. Not part of the model: a run may be resumed with another value.
+        channels_last: lay out weights and activations channels last (``channels_last_3d``), which oneDNN
+            and cuDNN convolve faster (on an AMX CPU a paper-configuration step is about 1.3x faster in
+            float32 and 1.4x in bf16; docs/benchmarks.md); results agree with the default layout to float
+            rounding. Not part of the model.
         checkpoint_levels: activation checkpointing of the generator's last this many levels (with the F-SA
             after one of them): their activations are recomputed in backward instead of stored. Saves
             memory, costs one more forward of those levels; weights, outputs and gradients are the same
@@ -120,6 +127,7 @@ class TrainConfig:
     workers: int = 2
     threads: int | None = None
     compile: bool = False
+    channels_last: bool = True
     checkpoint_levels: int = 0
     malloc_mmap_threshold: int | None = None
     init: str | None = None

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
+import shutil
 import signal
 import threading
 import time
@@ -34,7 +36,7 @@ from g3an.checkpoint import (
     save_checkpoint,
 )
 from g3an.machine import set_malloc_mmap_threshold
-from g3an.models.base import VideoGenerator
+from g3an.models.base import VideoGenerator, channels_last
 from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
 from g3an.train.config import TrainConfig
@@ -80,6 +82,13 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
         raise ValueError("--precision fp16 needs a CUDA device; use bf16 on the CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _eager() -> contextlib.AbstractContextManager:
+    """Run networks compiled with ``TrainConfig.compile`` eagerly inside: sampling and evaluation use other
+    batch sizes and modes than the training step and would each cost a recompilation (torch >= 2.6)."""
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
 
 
 def build_dataset(cfg: TrainConfig) -> Dataset:
@@ -173,6 +182,9 @@ class Trainer:
         torch.manual_seed(derive_seed(cfg.seed, "init"))  # identical initialisation on every process
         self.G = entry.build_generator(self.model_cfg).to(self.env.device)
         self.D = entry.build_discriminator(self.model_cfg).to(self.env.device)
+        if cfg.channels_last:
+            channels_last(self.G)
+            channels_last(self.D)
         if cfg.checkpoint_levels:
             if not hasattr(self.G, "checkpoint_levels"):
                 raise ValueError(f"checkpoint_levels: the {cfg.model} generator has no activation checkpointing")
@@ -186,6 +198,12 @@ class Trainer:
         self.optimizers = self.objective.build_optimizers(cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
         self.ema = EMA(self.G, cfg.ema_half_life) if cfg.ema_half_life else None
+        if cfg.compile:  # in place, after the EMA copy (which stays eager); state_dict keys are unchanged
+            if self.env.device.type == "cpu" and not (os.environ.get("CXX") or shutil.which("g++")):
+                raise ValueError("compile: torch.compile on the CPU needs a C++ compiler (g++, or CXX naming one); "
+                                 "install one (e.g. apt install g++) or train without compile=true")  # fmt: skip
+            self.G.compile()
+            self.D.compile()
         self.step = 0
         self.best: float | None = None
         self.dataset = dataset if dataset is not None else build_dataset(cfg)
@@ -285,6 +303,8 @@ class Trainer:
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         dev = self.env.device
         real = batch["video"].to(dev, non_blocking=True)
+        if self.cfg.channels_last:
+            real = channels_last(real)
         labels = batch.get("label")
         labels = labels.to(dev) if labels is not None and self.G.num_classes else None
         ctx = StepContext(real=real, labels=labels, rng=step_generator(self.cfg.seed, self.step),
@@ -336,7 +356,8 @@ class Trainer:
         from g3an.media import save_grid, to_uint8
 
         gen = self.ema.shadow if self.ema is not None else self.G
-        grid = sample_grid(gen, self.cfg.seed, device=self.env.device)
+        with _eager():
+            grid = sample_grid(gen, self.cfg.seed, device=self.env.device)
         rows, cols = grid.shape[:2]
         path = self.run_dir / "samples" / f"step-{self.step:08d}.gif"
         save_grid(path, grid, row_labels=[f"z_a {i}" for i in range(rows)],
@@ -402,7 +423,8 @@ class Trainer:
 
     def evaluate(self, evaluator: Callable[[torch.nn.Module], dict[str, float]]) -> None:
         gen = self.ema.shadow if self.ema is not None else self.G
-        metrics = evaluator(gen)
+        with _eager():
+            metrics = evaluator(gen)
         self.logger.scalars(self.step, {f"metric/{k}": v for k, v in metrics.items()})
         value = metrics.get(self.cfg.eval_metric)
         higher_is_better = self.cfg.eval_metric.startswith("is")  # Inception Score; FD, KVD: lower is better
