@@ -22,7 +22,7 @@ from torch import nn
 from g3an.models.blocks import spectral_norm
 from g3an.shapes import assert_shape
 
-__all__ = ["FSA", "FSA_LAYOUTS", "AxisSelfAttention", "memory_format_of"]
+__all__ = ["FSA", "FSA_LAYOUTS", "AxisSelfAttention"]
 
 FSA_LAYOUTS = ("correct", "reference")
 
@@ -75,13 +75,6 @@ class AxisSelfAttention(nn.Module):
         # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
         out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
         return x + self.gamma * out
-
-
-def memory_format_of(x: torch.Tensor) -> torch.memory_format:
-    """``channels_last_3d`` for a 5-D tensor laid out so, else ``contiguous_format``."""
-    if x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
-        return torch.channels_last_3d
-    return torch.contiguous_format
 
 
 def _pointwise(convs: tuple[nn.Conv3d, ...], x: torch.Tensor) -> torch.Tensor:

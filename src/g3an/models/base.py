@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["VideoDiscriminator", "VideoGenerator", "channels_last", "sample_labels"]
+__all__ = ["VideoDiscriminator", "VideoGenerator", "channels_last", "is_channels_last_3d", "sample_labels"]
 
 
 class VideoGenerator(nn.Module):
@@ -75,6 +75,11 @@ def sample_labels(num_classes: int, batch: int, generator: torch.Generator | Non
     if not num_classes:
         return None
     return torch.randint(num_classes, (batch,), generator=generator)
+
+
+def is_channels_last_3d(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a 5-D tensor laid out channels-last-3d (and not also plainly contiguous)."""
+    return x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 def _channels_last_tensor(t: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from g3an.models.attention import FSA, FSA_LAYOUTS, memory_format_of
-from g3an.models.base import VideoDiscriminator, VideoGenerator
+from g3an.models.attention import FSA, FSA_LAYOUTS
+from g3an.models.base import VideoDiscriminator, VideoGenerator, is_channels_last_3d
 from g3an.models.blocks import (
     INIT_SCHEMES,
     apply_init,
@@ -215,7 +215,7 @@ class G3(nn.Module):
         h_v = self.conv_v(h_v)  # (B, C, T, H, W)
         if self.conv_t is not None:
             h_t = self.conv_t(h_t)  # (B, C, T, 1, 1)
-            if memory_format_of(h_v) == torch.channels_last_3d:
+            if is_channels_last_3d(h_v):
                 # the same sum on (B, T, H, W, C) views: backward then reduces h_t's gradient over H, W with
                 # channels innermost, which PyTorch does about 15x faster than in the (B, C, T, H, W) view
                 h_v = (h_v.permute(0, 2, 3, 4, 1) + h_t.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)
@@ -230,7 +230,7 @@ class G3(nn.Module):
         if self.conv_s is None:
             return h_v
         t = h_v.shape[2]
-        if memory_format_of(h_v) == torch.channels_last_3d:
+        if is_channels_last_3d(h_v):
             # concatenated along the innermost axis of (B, T, H, W, C) views, so the result stays channels-last
             # (and the expand's backward reduces over T with channels innermost, the fast way)
             h_s = h_s.permute(0, 2, 3, 4, 1).expand(-1, t, -1, -1, -1)

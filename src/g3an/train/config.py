@@ -84,7 +84,7 @@ class TrainConfig:
             during training run eagerly. Not part of the model: a run may be resumed with another value.
         channels_last: lay out weights and activations channels last (``channels_last_3d``), which oneDNN
             and cuDNN convolve faster (on an AMX CPU a paper-configuration step is about 1.3x faster in
-            float32 and 1.4x in bf16; docs/benchmarks.md); results agree with the default layout to float
+            float32 and 1.6x in bf16; docs/benchmarks.md); results agree with the default layout to float
             rounding. Not part of the model.
         checkpoint_levels: activation checkpointing of the generator's last this many levels (with the F-SA
             after one of them): their activations are recomputed in backward instead of stored. Saves
