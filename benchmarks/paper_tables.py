@@ -351,6 +351,8 @@ def train_dict(row: Row, data: Path, seed: int, args: argparse.Namespace) -> dic
         "workers": 0,
         "threads": args.threads,
     }
+    if args.precision != "fp32":  # fp32 runs keep the digests (run directories) they had before the option
+        values["precision"] = args.precision
     if args.time_steps:
         values["time_steps"] = [int(s) for s in args.time_steps.split(",")]
     return values
@@ -527,7 +529,7 @@ def command_line(args: argparse.Namespace, rows: Sequence[str] | None = None) ->
             "--datasets": args.datasets, "--rows": ",".join(rows) if rows else args.rows, "--eval-n": args.eval_n,
             "--disentangle-scale": args.disentangle_scale,
             "--eval-seed": args.eval_seed, "--ema-half-life": args.ema_half_life, "--time-steps": args.time_steps,
-            "--jobs": args.jobs, "--threads": args.threads, "--data-dir": args.data_dir,
+            "--precision": args.precision, "--jobs": args.jobs, "--threads": args.threads, "--data-dir": args.data_dir,
             "--work-dir": args.work_dir, "--out": args.out}  # fmt: skip
     for flag, value in opts.items():
         if value is not None and value != "":
@@ -634,7 +636,7 @@ def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall:
             if args.ema_half_life is not None
             else f"{max(1.0, args.steps * args.batch_size / 10):g} videos (a tenth of the training videos)"
         )
-        + ".",
+        + f"; precision {args.precision}.",
         f"- evaluation: {n} generated videos per metric (`fid{n}_embedded_*`, `is{n}_embedded_*`: FID against "
         f"every training video, IS with 1 split), evaluation seed {args.eval_seed}; disentanglement measures at "
         f"their default counts divided by {args.disentangle_scale} (`--disentangle-scale`).",
@@ -735,6 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="frame steps of real clips for every row, e.g. 1 or 1,2,3,4 (default: each model's recipe)",
     )
+    g.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="training precision of every run: bf16 (autocast) pays on CPUs with AMX or AVX512-BF16 "
+                   "and on GPUs (default: %(default)s)")  # fmt: skip
     g.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints of a run, so an "
                    "interrupted run resumes (default: %(default)s)")  # fmt: skip
     s = p.add_argument_group("what")

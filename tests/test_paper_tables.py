@@ -88,3 +88,18 @@ def test_tiny_run_writes_jsons_resumes_and_tables_match(paper_tables, tmp_path: 
     g3an_line = _row_line(body, "g3an", "### Disentanglement")
     temporal = [r["disentangle"]["temporal_appearance_consistency"]["value"] for r in records if r["row"] == "g3an"]
     assert f"{statistics.fmean(temporal):.3f}" in g3an_line
+
+
+def test_precision_option_reaches_every_run_and_the_command(paper_tables, tmp_path: Path) -> None:
+    from g3an.train import TrainConfig
+
+    row = paper_tables.selected_rows("g3an")[0]
+    fp32 = paper_tables.build_parser().parse_args(_argv(tmp_path))
+    values = paper_tables.train_dict(row, tmp_path, 0, fp32)
+    assert "precision" not in values  # fp32 runs keep the run directories they had before the option
+    assert TrainConfig.from_dict(values).precision == "fp32"
+    assert "--precision fp32" in paper_tables.command_line(fp32)
+    bf16 = paper_tables.build_parser().parse_args([*_argv(tmp_path), "--precision", "bf16"])
+    values = paper_tables.train_dict(row, tmp_path, 0, bf16)
+    assert TrainConfig.from_dict(values).precision == "bf16"
+    assert "--precision bf16" in paper_tables.command_line(bf16)
