@@ -75,7 +75,7 @@ class _Clips(torch.utils.data.Dataset):
 
 def run_one(args: argparse.Namespace) -> dict:
     from g3an.train import TrainConfig
-    from g3an.train.loop import Trainer, _eager, autocast_context
+    from g3an.train.loop import Trainer, autocast_context, eager
 
     torch.set_num_threads(args.threads)
     model_cfg = json.loads(args.model_config)
@@ -118,7 +118,7 @@ def run_one(args: argparse.Namespace) -> dict:
         times.append(time.perf_counter() - t)
     sec = statistics.median(times)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # before the counting run's formula
-    with _eager(), _plain_attention(), FlopCounterMode(display=False) as counter:
+    with eager(), _plain_attention(), FlopCounterMode(display=False) as counter:
         work()
     flops = counter.get_total_flops()
     peak = matmul_peak(torch.bfloat16 if args.precision == "bf16" else torch.float32)

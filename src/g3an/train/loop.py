@@ -52,6 +52,7 @@ __all__ = [
     "build_dataset",
     "build_evaluator",
     "checkpoint_paths",
+    "eager",
     "fit",
     "latest_checkpoint",
     "sample_grid",
@@ -84,7 +85,7 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _eager() -> contextlib.AbstractContextManager:
+def eager() -> contextlib.AbstractContextManager:
     """Run networks compiled with ``TrainConfig.compile`` eagerly inside: sampling and evaluation use other
     batch sizes and modes than the training step and would each cost a recompilation (torch >= 2.6)."""
     set_stance = getattr(torch.compiler, "set_stance", None)
@@ -356,7 +357,7 @@ class Trainer:
         from g3an.media import save_grid, to_uint8
 
         gen = self.ema.shadow if self.ema is not None else self.G
-        with _eager():
+        with eager():
             grid = sample_grid(gen, self.cfg.seed, device=self.env.device)
         rows, cols = grid.shape[:2]
         path = self.run_dir / "samples" / f"step-{self.step:08d}.gif"
@@ -423,7 +424,7 @@ class Trainer:
 
     def evaluate(self, evaluator: Callable[[torch.nn.Module], dict[str, float]]) -> None:
         gen = self.ema.shadow if self.ema is not None else self.G
-        with _eager():
+        with eager():
             metrics = evaluator(gen)
         self.logger.scalars(self.step, {f"metric/{k}": v for k, v in metrics.items()})
         value = metrics.get(self.cfg.eval_metric)
