@@ -36,6 +36,7 @@ D_CLASS = {"projection": "a projection discriminator (`d_class=projection`, docs
 # The shipped configuration: a conditional G3AN at 32x32, small enough to train on a 2-core CPU.
 TRAIN_OPTIONS = ["--batch-size", "16", "--workers", "1", "--no-progress"]
 TRAIN_OVERRIDES = ["model.resolution=32", "model.ch=16", "model.ch_d=16", "model.fsa_level=2", "threads=1",
+                   "precision=bf16",
                    "ema_half_life=8000", "sample_every=250", "checkpoint_every=200", "keep_last=2",
                    "log_every=25"]  # fmt: skip
 
@@ -90,7 +91,7 @@ def real_class_accuracy(dataset: str, data: Path, clips: int = 200) -> float:
     return float((out.class_logits.argmax(-1) == labels).float().mean())
 
 
-def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int) -> dict:
+def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int, note: str = "") -> dict:
     data = work / "data" / f"synth-{dataset}-32"
     run_dir = work / "runs" / f"ship-{dataset}"
     cmds: dict[str, str] = {}
@@ -146,9 +147,11 @@ def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int) -> dict:
         "steps": last_step,
         "videos_seen": last_step * int(config["batch_size"]),
         "batch_size": config["batch_size"],
+        "precision": config.get("precision", "fp32"),
         "train_seconds": round(seconds),
         "seconds_per_step_range": [round(fastest, 2), round(slowest, 2)],
         "trained_on": machine.describe(),
+        "training_note": note,
         "generator_parameters": sum(p.numel() for p in gen.parameters()),
         "bytes": out.stat().st_size,
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
@@ -179,11 +182,22 @@ def write_docs(cards: list[dict], path: Path) -> None:
              + " and ".join(sorted({f"{c['steps']:,}" for c in cards})) + " steps on a 2-core CPU: far from",
              "converged. This file is written by the script from the model cards (`NAME.json` beside each file);",
              "the numbers below say what they do and do not do yet:", "",
-             "- FID against the real-vs-real floor at the same count: far above it (blurry figures and faces);",
+             "- FID against the real-vs-real floor at the same count (how far the samples are from real clips);",
              "- `appearance_agreement_under_motion` (1: changing z_m never changes the subject) and",
              "  `temporal_appearance_consistency`: the appearance code holds the subject across motions and frames;",
-             "- `conditional_accuracy` against the evaluator's accuracy on real clips: the class label is not",
-             "  followed yet where it is near chance (1 / number of classes).", ""]  # fmt: skip
+             "- `conditional_accuracy` against the evaluator's accuracy on real clips and chance (1 / number of",
+             "  classes): how often a sample shows the class it was asked for.", "",
+             "In short:", ""]  # fmt: skip
+    for c in cards:
+        fid_key = next(k for k in c["metrics"] if k.startswith("fid"))
+        real_acc = next((v for k, v in c.get("real_data", {}).items() if "class accuracy" in k), float("nan"))
+        lines.append(f"- `{c['name']}`: FID {c['metrics'][fid_key]:.0f} against a floor of "
+                     f"{c.get('real_data', {}).get(fid_key, float('nan')):.0f}; videos sharing z_a with another z_m "
+                     f"show the group's most common subject in "
+                     f"{c['metrics']['disentangle/appearance_agreement_under_motion']:.0%} of cases; the "
+                     f"class is followed in {c['metrics']['disentangle/conditional_accuracy']:.0%} of samples "
+                     f"(chance {1 / len(c['class_names']):.0%}, real clips {real_acc:.0%}).")  # fmt: skip
+    lines.append("")
     for c in cards:
         m = c["metrics"]
         lines += [f"## `{c['name']}`", "",
@@ -194,8 +208,10 @@ def write_docs(cards: list[dict], path: Path) -> None:
                   f"| generator parameters | {c['generator_parameters']:,} |",
                   f"| file | {c['bytes'] / 1e6:.2f} MB (G EMA + G raw + D), sha256 `{c['sha256'][:16]}...` |",
                   f"| training | {c['steps']} steps at batch {c['batch_size']} ({c['videos_seen']:,} videos), "
-                  f"{c['train_seconds'] / 3600:.2f} h on one thread, {c['seconds_per_step_range'][0]}-"
-                  f"{c['seconds_per_step_range'][1]} s per step (the machine was shared with other jobs) |",
+                  f"{c['train_seconds'] / 3600:.2f} h on one thread in {c.get('precision', 'fp32')}, "
+                  f"{c['seconds_per_step_range'][0]}-"
+                  f"{c['seconds_per_step_range'][1]} s per step"
+                  + (f" ({c['training_note']})" if c.get("training_note") else "") + " |",
                   f"| machine | {c['trained_on']} |", ""]  # fmt: skip
         lines += ["| metric | value |", "| --- | --- |"]
         lines += [f"| `{k}` | {v:.4f} |" for k, v in m.items()]
@@ -233,13 +249,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--eval-n", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--note",
+        default="",
+        help="how the machine was used while training, for the card "
+        "(e.g. 'both models trained at once, one core each')",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
     t0 = time.time()
     for d in args.datasets.split(","):
         if d not in CLASSES:
             parser.error(f"--datasets: unknown dataset {d!r} (actions, faces)")
-        ship(d, args.work, args.steps, args.eval_n, args.seed)
+        ship(d, args.work, args.steps, args.eval_n, args.seed, args.note)
     cards = [json.loads(p.read_text()) for p in sorted(ASSETS.glob("*.json"))]
     write_docs(cards, args.docs)
     write_results_section(cards, args.docs.parent / "results.md")

@@ -147,3 +147,22 @@ def test_the_installed_shipped_models_sample_without_training(tmp_path: Path) ->
         res = CliRunner().invoke(main, ["sample", m["name"], "--n", "2", "--out", str(out)])
         assert res.exit_code == 0 and out.stat().st_size > 0, res.output
         assert load_init_weights(m["name"], model="g3an")["generator_ema"] is not None
+
+
+def test_docs_models_md_is_what_the_shipped_model_cards_say(tmp_path: Path) -> None:
+    """docs/models.md is written from the cards by scripts/train_shipped_models.py: it must match them."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    cards = [json.loads(p.read_text()) for p in sorted((root / "src/g3an/assets/models").glob("*.json"))]
+    if not cards:
+        pytest.skip("no shipped model card in src/g3an/assets/models")
+    spec = importlib.util.spec_from_file_location("train_shipped_models", root / "scripts/train_shipped_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.write_docs(cards, tmp_path / "models.md")
+    text = (tmp_path / "models.md").read_text()
+    for c in cards:
+        assert c["sha256"][:16] in text and c["trained_on"] in text
+        assert f"{c['steps']} steps at batch {c['batch_size']}" in text and f"in {c.get('precision', 'fp32')}" in text
+    assert (root / "docs/models.md").read_text() == text, "rerun scripts/train_shipped_models.py to rewrite docs"
