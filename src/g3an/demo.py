@@ -39,7 +39,7 @@ from g3an.report import MediaItem, MetricRow, Report, Stage, write_report
 
 __all__ = ["DEFAULT_STEPS", "DemoConfig", "DemoError", "run_demo"]
 
-#: Fine-tuning steps of the default demo (chosen so the whole demo stays near 10 minutes on 2 CPU cores).
+#: Fine-tuning steps of the default demo (the whole demo took under 5 minutes on 2 CPU cores; the budget is 15).
 DEFAULT_STEPS = 200
 
 #: The architecture of the shipped synth-actions model, used when training from scratch.
