@@ -1,9 +1,11 @@
-"""Benchmark: F-SA's attention kernel, fused (what g3an runs) against the plain formula, forward and backward.
+"""Benchmark: F-SA's attention kernels (fused, chunked, the formula), forward and backward.
 
 The shape defaults to the spatial attention (SSA) of a paper-configuration training step: F-SA after the
 third G3 module sees (8, 256, 16, 32, 32), i.e. 8 x 16 sequences of 32 x 32 = 1,024 positions with 32
 query/key channels and 256 value channels. ``fused`` is ``g3an.models.attention.attend_fused`` (PyTorch's
-flash kernel with q, k zero-padded to the value width); ``formula`` is ``attend_formula`` (the L x L
+flash kernel with q, k zero-padded to the value width; g3an's choice on GPUs and AMX CPUs); ``chunked`` is
+``attend_chunked`` (a few sequences at a time, float32 scores recomputed in backward; g3an's choice on
+other CPUs, ``long_sequence_kernel``); ``formula`` is ``attend_formula`` (the L x L
 scores in float32, a softmax and a second product; the scores are kept for backward), which g3an uses
 for sequences no longer than the value width (TSA); ``plain`` is the formula with the scores in the
 working precision, as the reference code computes it. Errors are relative to float64.
@@ -20,11 +22,14 @@ import time
 
 import torch
 
-from g3an.models.attention import attend_formula, attend_fused
+from g3an.models.attention import attend_chunked, attend_formula, attend_fused, long_sequence_kernel
 
 
 def plain(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.bmm(torch.bmm(q, k.transpose(1, 2)).softmax(-1), v)
+
+
+KERNELS = (("fused", attend_fused), ("chunked", attend_chunked), ("formula", attend_formula), ("plain", plain))
 
 
 def run(fn, inputs, grad, dtype: torch.dtype) -> tuple[list[torch.Tensor], float, float]:
@@ -57,10 +62,13 @@ def main() -> None:
     )
     grad = torch.randn(n, length, args.channels, generator=g)
     ref, _, _ = run(plain, inputs, grad, torch.float64)
-    print(f"torch {torch.__version__}, {args.threads} threads; N={n} L={length} d={args.qk} C={args.channels}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads; N={n} L={length} d={args.qk} C={args.channels}; "
+        f"g3an's choice here: {long_sequence_kernel(torch.device('cpu'))}"
+    )
     print(f"{'kernel':8s} {'dtype':8s} {'forward s':>10s} {'backward s':>11s}  max relative error (out, dq, dk, dv)")
     for dtype in (torch.float32, torch.bfloat16):
-        for name, fn in (("fused", attend_fused), ("formula", attend_formula), ("plain", plain)):
+        for name, fn in KERNELS:
             runs = [run(fn, inputs, grad, dtype) for _ in range(args.repeats + 1)][1:]  # first is a warm-up
             res = runs[-1][0]
             fwd = statistics.median(r[1] for r in runs)

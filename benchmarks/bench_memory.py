@@ -61,7 +61,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="training steps (the first has no Adam moments yet)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--checkpoint-levels", type=int, default=0)
-    p.add_argument("--malloc-mmap-threshold", type=int, default=None, metavar="BYTES")
+    p.add_argument("--malloc-mmap-threshold", type=machine.malloc_threshold_arg, default=machine.KEEP_FREED,
+                   metavar="BYTES", help="TrainConfig.malloc_mmap_threshold (default: its default, 1 GiB; "
+                   "'glibc': glibc's dynamic threshold)")  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_dict({"model": "g3an", "model_config": json.loads(args.model_config),

@@ -74,6 +74,7 @@ class _Clips(torch.utils.data.Dataset):
 
 
 def run_one(args: argparse.Namespace) -> dict:
+    from g3an.models.attention import long_sequence_kernel
     from g3an.train import TrainConfig
     from g3an.train.loop import Trainer, autocast_context, eager
 
@@ -89,7 +90,8 @@ def run_one(args: argparse.Namespace) -> dict:
     trainer.logger.enabled = False
     out = {"model": args.model, "config": model_cfg, "precision": args.precision, "threads": args.threads,
            "checkpoint_levels": args.checkpoint_levels, "malloc_mmap_threshold": args.malloc_mmap_threshold,
-           "channels_last": args.channels_last, "compile": args.compile}  # fmt: skip
+           "channels_last": args.channels_last, "compile": args.compile,
+           "attention": long_sequence_kernel(torch.device("cpu"))}  # fmt: skip
     if args.sample:
         G = trainer.G.eval()
         lat = G.sample_latents(args.sample, generator=torch.Generator().manual_seed(0))
@@ -131,7 +133,8 @@ def run_one(args: argparse.Namespace) -> dict:
 
 
 # (model, model options, batch, sampled videos, label, precisions, run options). Run options: TrainConfig's
-# checkpoint_levels, malloc_mmap_threshold, channels_last (default True) and compile. bf16 rows run only on
+# checkpoint_levels, malloc_mmap_threshold, channels_last (default True) and compile; "attention" sets
+# G3AN_ATTENTION (F-SA's long-sequence kernel; default: g3an's choice for the machine). bf16 rows run only on
 # a CPU with native bfloat16 (AMX or AVX512-BF16): elsewhere PyTorch emulates it and one paper-size step
 # takes minutes (native_bf16()).
 LEAST_MEMORY = {"checkpoint_levels": 5, "malloc_mmap_threshold": 131072}
@@ -141,6 +144,10 @@ CASES = [
      {"checkpoint_levels": 5}),
     ("g3an", {}, 8, 0, "paper configuration, every level recomputed, malloc mmap threshold 128 KiB",
      ("fp32", "bf16"), LEAST_MEMORY),
+    ("g3an", {}, 8, 0, "paper configuration, glibc's malloc threshold (the default before 1 GiB)", ("fp32", "bf16"),
+     {"malloc_mmap_threshold": None}),
+    ("g3an", {}, 8, 0, "paper configuration, G3AN_ATTENTION=fused", ("fp32", "bf16"), {"attention": "fused"}),
+    ("g3an", {}, 8, 0, "paper configuration, G3AN_ATTENTION=chunked", ("fp32", "bf16"), {"attention": "chunked"}),
     ("g3an", {}, 8, 0, "paper configuration, torch.compile", ("fp32", "bf16"), {"compile": True}),
     ("g3an", {}, 8, 0, "paper configuration, contiguous layout (before channels-last)", ("fp32", "bf16"),
      {"channels_last": False}),
@@ -173,10 +180,10 @@ def main() -> None:
     p.add_argument("--checkpoint-levels", type=int, default=0, help="TrainConfig.checkpoint_levels (0: off)")
     p.add_argument(
         "--malloc-mmap-threshold",
-        type=int,
-        default=None,
+        type=machine.malloc_threshold_arg,
+        default=machine.KEEP_FREED,
         metavar="BYTES",
-        help="TrainConfig.malloc_mmap_threshold (default: glibc's dynamic threshold)",
+        help="TrainConfig.malloc_mmap_threshold (default: its default, 1 GiB; 'glibc': glibc's dynamic threshold)",
     )
     p.add_argument(
         "--no-channels-last",
@@ -203,11 +210,12 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--model", model, "--model-config", json.dumps(cfg), "--batch",
                    str(batch or 8), "--sample", str(sample), "--precision", prec, "--threads", str(args.threads),
                    "--repeats", str(args.repeats)]  # fmt: skip
-            cmd += [a for k, v in memory.items() if k not in ("channels_last", "compile")
+            cmd += [a for k, v in memory.items() if k not in ("channels_last", "compile", "attention")
                     for a in ("--" + k.replace("_", "-"), str(v))]  # fmt: skip
             cmd += ["--no-channels-last"] if memory.get("channels_last") is False else []
             cmd += ["--compile"] if memory.get("compile") else []
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            env = dict(os.environ, G3AN_ATTENTION=memory.get("attention", "auto"))
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
             if proc.returncode:
                 print(proc.stderr, file=sys.stderr)
                 continue

@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from g3an.models import attention
-from g3an.models.attention import FSA, AxisSelfAttention, attend_formula, attend_fused
+from g3an.models.attention import (
+    FSA,
+    AxisSelfAttention,
+    attend_chunked,
+    attend_formula,
+    attend_fused,
+    long_sequence_kernel,
+)
 
 
 def _direct(att: AxisSelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -62,15 +69,18 @@ def test_reference_layout_scrambles_axes_as_the_reference() -> None:
         assert not torch.allclose(att(x), correct(x))
 
 
-# sequences no longer than the 16 channels go through the formula, longer ones through the fused kernel
+# sequences no longer than the 16 channels go through the formula, longer ones through the long-sequence kernel
 KERNEL_CASES = [("time", (2, 16, 5, 4, 3)), ("space", (2, 16, 5, 4, 3)), ("time", (1, 16, 20, 2, 3)),
                 ("space", (2, 16, 3, 4, 6))]  # fmt: skip
 
 
+@pytest.mark.parametrize("kernel", ["fused", "chunked"])
 @pytest.mark.parametrize(("axis", "shape"), KERNEL_CASES)
-def test_gradients_match_direct_computation(axis: str, shape: tuple[int, ...], monkeypatch) -> None:
+def test_gradients_match_direct_computation(axis: str, shape: tuple[int, ...], kernel: str, monkeypatch) -> None:
+    monkeypatch.setenv("G3AN_ATTENTION", kernel)
+    monkeypatch.setattr(attention, "_CHUNK_SCORES", 24 * 24)  # chunks of one sequence at 24 positions
     calls = []
-    for name in ("attend_formula", "attend_fused"):
+    for name in ("attend_formula", "attend_fused", "attend_chunked"):
         fn = getattr(attention, name)
         monkeypatch.setattr(attention, name, lambda *a, _fn=fn, _name=name: calls.append(_name) or _fn(*a))
     att = AxisSelfAttention(16, axis).eval()  # eval: no power iteration between the two runs; grad still on
@@ -86,7 +96,7 @@ def test_gradients_match_direct_computation(axis: str, shape: tuple[int, ...], m
 
     out, ours = grads(att)
     length = shape[2] if axis == "time" else shape[3] * shape[4]
-    assert calls == ["attend_formula" if length <= 16 else "attend_fused"]
+    assert calls == ["attend_formula" if length <= 16 else f"attend_{kernel}"]
     direct_out, direct = grads(lambda inp: _direct(att, inp))
     torch.testing.assert_close(out, direct_out, rtol=1e-5, atol=1e-5)
     for a, b in zip(ours, direct):
@@ -105,17 +115,68 @@ def test_channels_last_input_gives_the_same_output_in_its_layout(axis: str) -> N
     assert out.is_contiguous() and out_cl.is_contiguous(memory_format=torch.channels_last_3d)
 
 
-def test_the_formula_and_the_fused_kernel_agree() -> None:
+@pytest.mark.parametrize("chunk_scores", [1 << 21, 2 * 40 * 40, 40 * 40])  # 3 sequences: 1 chunk, 2 + 1, 1 + 1 + 1
+def test_the_formula_and_the_long_sequence_kernels_agree(chunk_scores: int, monkeypatch) -> None:
+    monkeypatch.setattr(attention, "_CHUNK_SCORES", chunk_scores)
     gen = torch.Generator().manual_seed(0)
     q, k = (torch.randn(3, 40, 4, generator=gen, requires_grad=True) for _ in range(2))
     v = torch.randn(3, 40, 32, generator=gen, requires_grad=True)
     grad = torch.randn(3, 40, 32, generator=gen)
     results = []
-    for fn in (attend_formula, attend_fused):
+    for fn in (attend_formula, attend_fused, attend_chunked):
         out = fn(q, k, v)
         results.append([out, *torch.autograd.grad(out, (q, k, v), grad)])
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_kernel_in_bf16_is_as_close_to_float64_as_the_fused_kernel() -> None:
+    gen = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(4, 64, 8, generator=gen) * 2, torch.randn(4, 64, 8, generator=gen) * 2,
+              torch.randn(4, 64, 64, generator=gen)]  # fmt: skip
+    grad = torch.randn(4, 64, 64, generator=gen)
+
+    def run(fn, dtype: torch.dtype) -> list[torch.Tensor]:
+        q, k, v = (x.to(dtype).requires_grad_() for x in inputs)
+        out = fn(q, k, v)
+        return [out.detach(), *torch.autograd.grad(out, (q, k, v), grad.to(dtype))]
+
+    ref = run(attend_formula, torch.float64)
+    for fused, chunked, exact in zip(run(attend_fused, torch.bfloat16), run(attend_chunked, torch.bfloat16), ref):
+        assert chunked.dtype == torch.bfloat16
+        err = [float((x.double() - exact).norm() / exact.norm()) for x in (fused, chunked)]
+        assert err[1] < max(1.5 * err[0], 1e-2), f"chunked {err[1]:.4f} against fused {err[0]:.4f}"
+
+
+def test_long_sequence_kernel_choice(monkeypatch) -> None:
+    monkeypatch.setenv("G3AN_ATTENTION", "chunked")
+    assert long_sequence_kernel(torch.device("cpu")) == "chunked"
+    monkeypatch.setenv("G3AN_ATTENTION", "fused")
+    assert long_sequence_kernel(torch.device("cpu")) == "fused"
+    monkeypatch.setenv("G3AN_ATTENTION", "auto")
+    assert long_sequence_kernel(torch.device("cuda")) == "fused"  # no GPU needed: only the device type is read
+    monkeypatch.setattr(attention, "_cpu_has_amx", lambda: True)
+    assert long_sequence_kernel(torch.device("cpu")) == "fused"
+    monkeypatch.setattr(attention, "_cpu_has_amx", lambda: False)
+    assert long_sequence_kernel(torch.device("cpu")) == "chunked"
+    monkeypatch.setenv("G3AN_ATTENTION", "flash")
+    with pytest.raises(ValueError, match="G3AN_ATTENTION"):
+        long_sequence_kernel(torch.device("cpu"))
+
+
+@pytest.mark.parametrize("axis", ["time", "space"])
+def test_bf16_input_under_autocast_gives_bf16_output_in_its_layout(axis: str) -> None:
+    att = AxisSelfAttention(16, axis).eval()
+    att.gamma.data.fill_(0.5)
+    x = torch.randn(2, 16, 5, 4, 3).contiguous(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        ref = att(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = att(x.bfloat16())
+    assert low.dtype == torch.bfloat16  # as the convolutions around it: no float32 copy of the activations
+    assert low.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(low.float(), ref, rtol=0.05, atol=0.05)
 
 
 @pytest.mark.parametrize("channels", [64, 32])  # 8 x 8 positions: the formula at 64 channels, fused at 32

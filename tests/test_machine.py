@@ -14,9 +14,8 @@ from g3an.train import TrainConfig
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
-# In a fresh process: free a 16 MB tensor (glibc then raises its dynamic mmap threshold to 16 MB), allocate
-# a 1 MB one, and report whether it was mapped on its own (mallinfo2's hblkhd grows) or came from the heap.
-_PROBE = textwrap.dedent(
+# A probe's first lines: glibc's mallinfo2 (blocks mapped on their own: hblkhd; the heap: arena).
+_MALLINFO = textwrap.dedent(
     """
     import ctypes, sys, torch
     from g3an import machine
@@ -26,6 +25,13 @@ _PROBE = textwrap.dedent(
                      "fordblks", "keepcost")]
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = MallInfo2
+    """
+)
+
+# In a fresh process: free a 16 MB tensor (glibc then raises its dynamic mmap threshold to 16 MB), allocate
+# a 1 MB one, and report whether it was mapped on its own (mallinfo2's hblkhd grows) or came from the heap.
+_PROBE = _MALLINFO + textwrap.dedent(
+    """
     if sys.argv[1] == "set":
         assert machine.set_malloc_mmap_threshold(128 * 1024)
     big = torch.empty(4 * 1024 * 1024)
@@ -54,3 +60,38 @@ def test_mmap_threshold_is_checked() -> None:
         with pytest.raises(ValueError, match="malloc_mmap_threshold"):
             TrainConfig(malloc_mmap_threshold=bad)
     assert TrainConfig(malloc_mmap_threshold=131072).malloc_mmap_threshold == 131072
+
+
+# In a fresh process: with the training default (KEEP_FREED), a 64 MB tensor comes from the heap (glibc's own
+# threshold maps anything over 32 MB) and its space stays in the heap when freed: the next one page-faults
+# nothing new. With 128 KiB it is mapped on its own and unmapped when freed.
+_KEEP_PROBE = _MALLINFO + textwrap.dedent(
+    """
+    assert machine.set_malloc_mmap_threshold(int(sys.argv[1]))
+    before = libc.mallinfo2()
+    big = torch.ones(16 * 1024 * 1024)
+    during = libc.mallinfo2()
+    del big
+    after = libc.mallinfo2()
+    size = 64 * 1024 * 1024
+    print(during.hblkhd - before.hblkhd >= size, after.arena - before.arena >= size)
+    """
+)
+
+
+@pytest.mark.skipif(not GLIBC, reason="the mmap threshold is a glibc setting")
+def test_keep_freed_default_serves_large_tensors_from_the_heap_and_keeps_them() -> None:
+    def probe(nbytes: int) -> str:
+        cmd = [sys.executable, "-c", _KEEP_PROBE, str(nbytes)]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert TrainConfig().malloc_mmap_threshold == machine.KEEP_FREED
+    assert probe(machine.KEEP_FREED) == "False True"  # not mapped; the heap keeps its space after the free
+    assert probe(128 * 1024) == "True False"  # mapped on its own; nothing left in the heap
+
+
+def test_malloc_threshold_argument() -> None:
+    assert machine.malloc_threshold_arg("131072") == 131072
+    assert machine.malloc_threshold_arg("glibc") is None
+    with pytest.raises(ValueError):
+        machine.malloc_threshold_arg("128k")

@@ -15,6 +15,9 @@ Two layouts of the attended tensor are available:
 
 from __future__ import annotations
 
+import functools
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,7 +25,16 @@ from torch import nn
 from g3an.models.blocks import spectral_norm
 from g3an.shapes import assert_shape
 
-__all__ = ["FSA", "FSA_LAYOUTS", "AxisSelfAttention"]
+__all__ = [
+    "FSA",
+    "FSA_LAYOUTS",
+    "KERNELS",
+    "AxisSelfAttention",
+    "attend_chunked",
+    "attend_formula",
+    "attend_fused",
+    "long_sequence_kernel",
+]
 
 FSA_LAYOUTS = ("correct", "reference")
 
@@ -71,10 +83,27 @@ class AxisSelfAttention(nn.Module):
                 out = out.view(b, h, w, t, c).permute(0, 4, 3, 1, 2)
             else:
                 out = out.view(b, t, h, w, c).permute(0, 4, 1, 2, 3)
-            return x.addcmul(self.gamma, out)  # x + gamma * out, in x's layout, without a copy of out
+            # x + gamma * out in x's layout and dtype (a bf16 x under autocast stays bf16). An elementwise op
+            # over operands in different memory orders is several times slower than a copy, so TSA's output
+            # ((B, H, W, T, C) in memory) is first copied into x's order; SSA's already is when x is
+            # channels-last-3d.
+            if not _same_layout(out, x):
+                out = out.contiguous(memory_format=_memory_format(x))
+            return x.addcmul(self.gamma.to(x.dtype), out)
         # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
         out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
         return x + self.gamma * out
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    cl = x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
+    return torch.channels_last_3d if cl else torch.contiguous_format
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a`` and ``b`` (same shape) lay out their elements in the same order in memory."""
+    fmt = _memory_format(b)
+    return b.is_contiguous(memory_format=fmt) and a.is_contiguous(memory_format=fmt)
 
 
 def _pointwise(convs: tuple[nn.Conv3d, ...], x: torch.Tensor) -> torch.Tensor:
@@ -90,19 +119,49 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
     Short sequences (``L <= C``: TSA's 16 frames) use the formula: the scores take no more memory than v,
     and are computed and normalised in float32 even under bf16 autocast. Long ones (SSA's 1,024 positions)
-    use PyTorch's fused (flash) kernel, which never stores the ``L x L`` scores, in training (its backward
-    recomputes them blockwise) or sampling, and also keeps them in float32 under autocast. It needs one
-    head size for q, k and v, but v is 8x wider here, so q and k are padded with zero channels (q k^T is
-    unchanged). On an AMX CPU (benchmarks/bench_attention.py), forward and backward of a paper-configuration
-    step's SSA (8 x 16 sequences of 1,024) took 0.65 s in bf16 and 1.55 s in float32 fused, 1.45 s and
-    2.4 s by the formula, which would also keep 0.5 GB of scores (the formula with bf16 scores, as the
-    reference computes it: 0.56 s, with 1.7x the error); its TSA (8,192 sequences of 16) took 0.09 s
-    by the formula against 0.58 s fused in bf16.
+    never store all the ``L x L`` scores; they go through :func:`long_sequence_kernel`'s choice:
+
+    * ``fused``: PyTorch's fused (flash) kernel. It needs one head size for q, k and v, but v is 8x wider
+      here, so q and k are padded with zero channels (q k^T is unchanged, its cost is not).
+    * ``chunked``: :func:`attend_chunked`, a few sequences at a time with float32 scores, recomputed in
+      backward; q k^T at the true 32 channels costs 1/8 of the padded product.
+
+    Measured with ``benchmarks/bench_attention.py`` on a paper-configuration step's SSA (8 x 16 sequences
+    of 1,024, 32 query/key and 256 value channels), forward + backward in bf16: on a 2-core AMX Xeon the
+    fused kernel took 0.65 s (the unchunked formula 1.45 s, keeping 0.5 GB of scores); on one core of an
+    AMD EPYC with AVX512-BF16 (no AMX) the fused kernel took 4.6 s and the chunked formula 2.4 s, with the
+    same error against float64. TSA (8,192 sequences of 16) took 0.09 s by the formula against 0.58 s fused
+    in bf16 on the Xeon.
     """
     d, c = q.shape[-1], v.shape[-1]
     if d > c:
         raise ValueError(f"attention: query/key channels ({d}) exceed value channels ({c})")
-    return attend_formula(q, k, v) if q.shape[1] <= c else attend_fused(q, k, v)
+    if q.shape[1] <= c:
+        return attend_formula(q, k, v)
+    return attend_chunked(q, k, v) if long_sequence_kernel(q.device) == "chunked" else attend_fused(q, k, v)
+
+
+KERNELS = ("auto", "fused", "chunked")
+
+
+def long_sequence_kernel(device: torch.device) -> str:
+    """The kernel for long sequences: ``fused`` under ``torch.compile`` (which would unroll the chunk loop);
+    else ``G3AN_ATTENTION`` (``fused`` or ``chunked``) when set; else ``fused`` on GPUs and on CPUs with AMX
+    tiles (whose bf16 products make the padded product cheap), ``chunked`` on other CPUs."""
+    if torch.compiler.is_compiling():
+        return "fused"
+    choice = os.environ.get("G3AN_ATTENTION", "auto") or "auto"
+    if choice not in KERNELS:
+        raise ValueError(f"G3AN_ATTENTION must be one of {', '.join(KERNELS)}, got {choice!r}")
+    if choice != "auto":
+        return choice
+    return "fused" if device.type != "cpu" or _cpu_has_amx() else "chunked"
+
+
+@functools.cache
+def _cpu_has_amx() -> bool:
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
 
 
 def attend_formula(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -118,6 +177,80 @@ def attend_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Ten
     if d < c:
         q, k = F.pad(q, (0, c - d)), F.pad(k, (0, c - d))
     return F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0).squeeze(1)
+
+
+def attend_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T) v a few sequences at a time, the scores in float32 (also under autocast).
+
+    Forward keeps q, k, v, the output and each query's log-sum-exp (not the scores); backward recomputes
+    the scores chunk by chunk. The chunk holds about 2 M scores (8 MB in float32) so that it stays in cache,
+    and its buffers are reused across chunks: a fresh multi-megabyte tensor per chunk costs more in page
+    faults than its products.
+    """
+    return _ChunkedAttention.apply(q, k, v)
+
+
+_CHUNK_SCORES = 1 << 21
+
+
+class _ChunkedAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n, length, _ = q.shape
+        chunk = max(1, min(n, _CHUNK_SCORES // (length * length)))
+        out = torch.empty_like(v, memory_format=torch.contiguous_format)
+        lse = torch.empty(n, length, 1, dtype=torch.float32, device=q.device)
+        scores = q.new_empty((chunk, length, length), dtype=torch.float32)
+        probs = scores if v.dtype == torch.float32 else torch.empty_like(scores, dtype=v.dtype)
+        with torch.autocast(q.device.type, enabled=False):
+            for i in range(0, n, chunk):
+                rows = slice(i, i + chunk)
+                m = q[rows].shape[0]
+                s, p = scores[:m], probs[:m]
+                torch.bmm(q[rows].float(), k[rows].float().transpose(1, 2), out=s)
+                top = s.amax(-1, keepdim=True)
+                s.sub_(top).exp_()
+                total = s.sum(-1, keepdim=True)
+                torch.add(top, total.log(), out=lse[rows])
+                if p is not s:
+                    p.copy_(s)
+                torch.bmm(p, v[rows], out=out[rows])
+                out[rows].div_(total.to(out.dtype))  # normalising the output: C values a row, not L
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        q, k, v, out, lse = ctx.saved_tensors
+        chunk, (n, length, _) = ctx.chunk, q.shape
+        grad_out = grad_out.to(v.dtype).contiguous()
+        dq = torch.empty(q.shape, dtype=torch.float32, device=q.device)
+        dk = torch.empty_like(dq)
+        dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+        probs = q.new_empty((chunk, length, length), dtype=torch.float32)
+        low = probs if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
+        dscores = torch.empty_like(probs)
+        dprobs = dscores if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
+        with torch.autocast(q.device.type, enabled=False):
+            for i in range(0, n, chunk):
+                rows = slice(i, i + chunk)
+                m = q[rows].shape[0]
+                p, pl, ds, dp = probs[:m], low[:m], dscores[:m], dprobs[:m]
+                qf, kf, go = q[rows].float(), k[rows].float(), grad_out[rows]
+                torch.bmm(qf, kf.transpose(1, 2), out=p)
+                p.sub_(lse[rows]).exp_()
+                if pl is not p:
+                    pl.copy_(p)
+                torch.bmm(pl.transpose(1, 2), go, out=dv[rows])
+                torch.bmm(go, v[rows].transpose(1, 2), out=dp)
+                if ds is not dp:
+                    ds.copy_(dp)
+                delta = (go.float() * out[rows].float()).sum(-1, keepdim=True)  # = rowsum(p * dp)
+                ds.sub_(delta).mul_(p)  # d(scores) = p * (dp - rowsum(p * dp))
+                torch.bmm(ds, kf, out=dq[rows])
+                torch.bmm(ds.transpose(1, 2), qf, out=dk[rows])
+        return dq.to(q.dtype), dk.to(k.dtype), dv
 
 
 class FSA(nn.Module):

@@ -35,7 +35,7 @@ from g3an.checkpoint import (
     make_checkpoint,
     save_checkpoint,
 )
-from g3an.machine import set_malloc_mmap_threshold
+from g3an.machine import KEEP_FREED, set_malloc_mmap_threshold
 from g3an.models.base import VideoGenerator, channels_last
 from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
@@ -176,7 +176,9 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.env.world
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        if cfg.malloc_mmap_threshold is not None and not set_malloc_mmap_threshold(cfg.malloc_mmap_threshold):
+        threshold = cfg.malloc_mmap_threshold
+        if threshold is not None and not set_malloc_mmap_threshold(threshold) and threshold != KEEP_FREED:
+            # (the default is silently a no-op off glibc)
             warnings.warn("malloc_mmap_threshold: the C library is not glibc; the option has no effect", stacklevel=2)
         entry = get_entry(cfg.model)
         self.model_cfg = make_config(cfg.model, cfg.model_config)
