@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -95,3 +96,24 @@ def test_malloc_threshold_argument() -> None:
     assert machine.malloc_threshold_arg("glibc") is None
     with pytest.raises(ValueError):
         machine.malloc_threshold_arg("128k")
+
+
+_COMMAND_PROBE = _MALLINFO + textwrap.dedent(
+    """
+    chosen = machine.keep_freed_for_command()
+    before = libc.mallinfo2()
+    big = torch.ones(16 * 1024 * 1024)
+    print(chosen, libc.mallinfo2().hblkhd - before.hblkhd >= 64 * 1024 * 1024)
+    """
+)
+
+
+@pytest.mark.skipif(not GLIBC, reason="the mmap threshold is a glibc setting")
+def test_sample_commands_keep_freed_blocks_unless_the_environment_sets_the_threshold() -> None:
+    def probe(env: dict[str, str]) -> str:
+        cmd = [sys.executable, "-c", _COMMAND_PROBE]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    assert probe(env) == "True False"  # KEEP_FREED: the 64 MB tensor comes from the heap
+    assert probe({**env, "MALLOC_MMAP_THRESHOLD_": "131072"}) == "False True"  # the user's setting stands

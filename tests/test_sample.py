@@ -356,3 +356,33 @@ def test_sample_from_a_run_directory(media, ckpt: Path, tmp_path: Path) -> None:
     assert json.loads(latents_path_for(out).read_text())["checkpoint"].endswith("step-00000002.pt")
     code, text = run("sample", tmp_path, "--n", 1, "--out", out)
     assert code == 1 and "not a training run" in text
+
+
+def test_sample_bf16_is_recorded_and_regenerates_identical_pixels(media, ckpt: Path, tmp_path: Path) -> None:
+    full = sample(ckpt, tmp_path / "fp32.png", n=2, seed=3)[0]
+    half = sample(ckpt, tmp_path / "bf16.png", n=2, seed=3, precision="bf16")[0]
+    plan, record = load_latents(latents_path_for(half))
+    assert record["precision"] == "bf16" and plan.precision == "bf16"
+    assert load_latents(latents_path_for(full))[0].precision == "fp32"
+    a, b = media.read_video(full).astype(int), media.read_video(half).astype(int)  # lossless PNG strips
+    assert a.shape == b.shape and 0 < np.abs(a - b).max() <= 16  # autocast was on; bf16 rounding only
+    again = sample(ckpt, tmp_path / "again.png", latents=latents_path_for(half))[0]
+    assert np.array_equal(media.read_video(again), media.read_video(half))  # the file's precision, not fp32's
+    out = tmp_path / "g.png"
+    code, text = run("manipulate", ckpt, "grid", "--rows", 1, "--cols", 2, "--precision", "bf16", "--out", out)
+    assert code == 0, text
+    assert json.loads(latents_path_for(out).read_text())["precision"] == "bf16"
+
+
+def test_sample_precision_errors(media, ckpt: Path, tmp_path: Path) -> None:
+    code, text = run("sample", ckpt, "--precision", "fp8", "--out", tmp_path / "a.png")
+    assert code == 2 and "--precision" in text
+    code, text = run("sample", ckpt, "--precision", "fp16", "--out", tmp_path / "a.png")
+    assert code == 2 and "--precision" in text and "CUDA" in text
+    with pytest.raises(SamplingError, match="unknown precision") as err:
+        sample(ckpt, tmp_path / "a.png", precision="int8")
+    assert err.value.param == "--precision"
+    batch = LatentBatch(16, [(0, 0)], {"z_a": torch.zeros(1, 3)})
+    with pytest.raises(ValueError, match="precision must be one of"):
+        LatentPlan("x", 1, 1, [batch], precision="int8")
+    assert not list(tmp_path.glob("a.*"))

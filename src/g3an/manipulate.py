@@ -27,6 +27,7 @@ Modes:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from g3an.sample import (
     LatentPlan,
     SamplingError,
     check_frames,
+    check_precision,
     class_label,
     draw_latents,
     load_for_sampling,
@@ -551,6 +553,7 @@ def manipulate_checkpoint(
     fps: float = 8.0,
     ema: bool = True,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
     **params: Any,
 ) -> tuple[Path, Path]:
     """``g3an manipulate CKPT MODE`` as a function: render a mode's grid to ``out`` with its latents file.
@@ -563,6 +566,7 @@ def manipulate_checkpoint(
         fps: frame rate of MP4 / GIF (frames per second).
         ema: use the EMA generator weights when the checkpoint has them.
         device: device to run the generator on.
+        precision: ``fp32`` or ``bf16`` / ``fp16`` (CUDA) autocast (:attr:`g3an.sample.LatentPlan.precision`).
         **params: the mode's keywords (``seed``, ``frames``, ``rows``, ``dim``, ...; see the plan functions).
 
     Returns:
@@ -574,10 +578,11 @@ def manipulate_checkpoint(
     """
     if mode not in MODES:
         raise SamplingError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", "MODE")
+    check_precision(precision)
     if output_paths(out, 1) is not None:
         raise SamplingError(f"{out}: a manipulation writes one grid file; use a name without {{i}}", "--out")
     loaded = load_for_sampling(checkpoint, ema=ema, device=device)
     gen, names = loaded.generator, loaded.class_names
     label = resolve_class(class_, gen.num_classes, names)
-    plan = MODES[mode](gen, label=label, class_names=names, **params)
+    plan = dataclasses.replace(MODES[mode](gen, label=label, class_names=names, **params), precision=precision)
     return write_plan(out, plan, render(gen, plan), loaded.ref, names, fps)

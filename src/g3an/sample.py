@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ __all__ = [
 
 LATENTS_FORMAT = "g3an-latents"
 LATENTS_FORMAT_VERSION = 1
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""Rendering precisions (:attr:`LatentPlan.precision`): float32, or autocast to bfloat16 / float16 (CUDA)."""
 #: above this many floats the latents go to a safetensors side file instead of the JSON
 MAX_INLINE_FLOATS = 50_000
 MEDIA_EXTENSIONS = (".mp4", ".gif", ".png")
@@ -129,6 +131,9 @@ class LatentPlan:
         params: the mode's parameters, recorded for the reader.
         title: one line describing the grid.
         batch_size: videos per generator forward pass when rendering (part of the exact result).
+        precision: ``fp32``, or ``bf16`` / ``fp16`` (CUDA) autocast when rendering (part of the exact result;
+            bf16 is several times faster on CPUs with AVX512-BF16 or AMX, and its pixels differ from
+            fp32's by bf16 rounding).
     """
 
     mode: str
@@ -141,6 +146,7 @@ class LatentPlan:
     params: dict[str, Any] = field(default_factory=dict)
     title: str | None = None
     batch_size: int = 16
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         cells = [c for b in self.batches for c in b.cells]
@@ -157,6 +163,8 @@ class LatentPlan:
             raise ValueError(f"{len(self.col_labels)} column labels for {self.cols} columns")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @property
     def frames(self) -> list[int]:
@@ -386,10 +394,16 @@ def render(generator: VideoGenerator, plan: LatentPlan, device: str | torch.devi
 
     Shorter videos of a plan with several lengths (``length`` mode) hold their last frame up to the
     longest one; cells without a video are white. Each batch is run in chunks of ``plan.batch_size``
-    videos, in the batch's order, so the same plan gives the same pixels (on one device and PyTorch build,
-    with the same number of CPU threads).
+    videos, in the batch's order and in ``plan.precision``, so the same plan gives the same pixels (on one
+    device and PyTorch build, with the same number of CPU threads).
     """
+    from g3an.train.loop import autocast_context
+
     device = torch.device(device) if device is not None else generator.device
+    try:
+        autocast = autocast_context(plan.precision, device)
+    except ValueError as err:
+        raise SamplingError(str(err), "--precision") from None
     was_training = generator.training
     generator.eval()
     outputs: dict[tuple[int, int], torch.Tensor] = {}
@@ -400,7 +414,8 @@ def render(generator: VideoGenerator, plan: LatentPlan, device: str | torch.devi
                 part = slice(start, min(n, start + plan.batch_size))
                 latents = {k: v[part].to(device) for k, v in batch.latents.items()}
                 y = batch.labels[part].to(device) if batch.labels is not None else None
-                video = generator(**latents, y=y).float().cpu()  # (b, 3, T, H, W)
+                with autocast:
+                    video = generator(**latents, y=y).float().cpu()  # (b, 3, T, H, W)
                 for cell, v in zip(batch.cells[part], video):
                     outputs[cell] = v
     finally:
@@ -515,6 +530,7 @@ def save_latents(
         "row_labels": plan.row_labels,
         "col_labels": plan.col_labels,
         "batch_size": plan.batch_size,
+        "precision": plan.precision,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "class_names": list(class_names) if class_names else None,
@@ -586,6 +602,7 @@ def load_latents(path: str | Path) -> tuple[LatentPlan, dict[str, Any]]:
             params=record.get("params") or {},
             title=record.get("title"),
             batch_size=int(record.get("batch_size", 16)),
+            precision=str(record.get("precision", "fp32")),
         )
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, LatentsFileError):
@@ -617,6 +634,12 @@ def check_plan(generator: VideoGenerator, plan: LatentPlan) -> None:
 
 
 # -- writing ----------------------------------------------------------------------------------------
+def check_precision(precision: str) -> None:
+    """:class:`SamplingError` naming ``--precision`` unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise SamplingError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}", "--precision")
+
+
 def check_media_path(path: str | Path) -> Path:
     """``path`` if its extension is one of the media formats; :class:`SamplingError` naming it otherwise."""
     path = Path(path)
@@ -731,6 +754,7 @@ def sample(
     device: str | torch.device = "cpu",
     latents: str | Path | None = None,
     strict_checkpoint: bool = True,
+    precision: str = "fp32",
 ) -> list[Path]:
     """``g3an sample`` as a function: write ``n`` videos as one grid, or one file each.
 
@@ -750,6 +774,8 @@ def sample(
         latents: a latents file to regenerate instead of drawing new codes (``n``, ``seed``,
             ``frames``, ``class_``, ``cols`` and ``batch_size`` then come from the file).
         strict_checkpoint: with ``latents``, refuse a checkpoint whose SHA-256 differs from the recorded one.
+        precision: ``fp32`` or ``bf16`` / ``fp16`` (CUDA) autocast (:attr:`LatentPlan.precision`; with
+            ``latents``, the file's).
 
     Returns:
         The media files written (a latents file ``<name>.latents.json`` beside each).
@@ -758,6 +784,7 @@ def sample(
         SamplingError: a bad argument (``param`` names its flag).
         g3an.checkpoint.CheckpointError: a missing or invalid checkpoint.
     """
+    check_precision(precision)
     paths = output_paths(out, 1 if latents is not None else n)
     if latents is not None and paths is not None:
         raise SamplingError("regenerating a latents file writes one file: give --out without {i}", "--out")
@@ -771,7 +798,7 @@ def sample(
         return [Path(out)]
     label = resolve_class(class_, gen.num_classes, names)
     if paths is None:
-        plan = plan_samples(gen, n, seed, frames, label, cols, names, batch_size)
+        plan = replace(plan_samples(gen, n, seed, frames, label, cols, names, batch_size), precision=precision)
         write_plan(out, plan, render(gen, plan), loaded.ref, names, fps)
         return [Path(out)]
     full = plan_samples(gen, n, seed, frames, label, 1, names, batch_size=1)
@@ -784,8 +811,9 @@ def sample(
             None if batch.labels is None else batch.labels[i : i + 1],
         )
         title = f"sample {i} of {n}, seed {seed}"
+        params = {**full.params, "index": i}
         plan = LatentPlan(
-            "sample", 1, 1, [one], seed=seed, params={**full.params, "index": i}, title=title, batch_size=1
+            "sample", 1, 1, [one], seed=seed, params=params, title=title, batch_size=1, precision=precision
         )
         write_plan(path, plan, render(gen, plan), loaded.ref, names, fps)
     return paths
