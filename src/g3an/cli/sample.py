@@ -54,7 +54,7 @@ def _common(frames: bool = True) -> Callable[[Callable[..., Any]], Callable[...,
             type=click.Choice(["fp32", "bf16", "fp16"]),
             default="fp32",
             show_default=True,
-            help="bf16: autocast, several times faster on CPUs with AVX512-BF16 or AMX and on GPUs; fp16: CUDA "
+            help="bf16: autocast, faster on CPUs with AVX512-BF16 or AMX and on GPUs (docs/sampling.md); fp16: CUDA "
             "only. Recorded in the latents file (pixels differ from fp32's by the rounding).",
         ),
     ]
