@@ -92,12 +92,15 @@ def set_malloc_mmap_threshold(nbytes: int) -> bool:
 
 
 def keep_freed_for_command() -> bool:
-    """:data:`KEEP_FREED` for a command that renders videos (``g3an sample``, ``g3an manipulate``), unless the
-    environment sets glibc's threshold itself (``MALLOC_MMAP_THRESHOLD_``). Returns whether it was set.
+    """:data:`KEEP_FREED` for a command that renders videos (``g3an sample``, ``g3an manipulate``, ``g3an
+    eval``), unless the environment sets glibc's threshold itself (``MALLOC_MMAP_THRESHOLD_``). Returns
+    whether it was set.
 
     ``g3an sample CKPT --n 64`` of the paper configuration on 2 idle cores of an AMD EPYC took 9.0-9.4 s in
     bf16 instead of 11.9-12.2 s (peak memory 1.56-1.64 GB instead of 1.29-1.30) and 13.7-14.3 s in fp32
-    instead of 19.1-19.2 s (2.45-2.50 GB instead of 1.97): docs/sampling.md.
+    instead of 19.1-19.2 s (2.45-2.50 GB instead of 1.97): docs/sampling.md. ``g3an eval synth-actions
+    --metrics fid2048_embedded_actions,is2048_embedded_actions --n 512`` took 9.5-9.6 s instead of
+    12.2-13.6 s, at the same 0.44-0.47 GB (docs/metrics.md).
     """
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False

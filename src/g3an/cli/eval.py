@@ -80,6 +80,7 @@ def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, devic
     the videos of --data."""
     from g3an.checkpoint import CheckpointError, load_generator
     from g3an.data.format import DatasetError, open_dataset
+    from g3an.machine import keep_freed_for_command
     from g3an.metrics.cache import StatsCache
     from g3an.metrics.protocols import get_protocol
     from g3an.metrics.runner import evaluate_generator, evaluate_real_vs_real, load_extractor
@@ -88,6 +89,8 @@ def eval_cmd(ckpt, data, metrics, num, weights, real_vs_real, seed, batch, devic
     if ckpt is None and not real_vs_real:
         raise click.UsageError("give a checkpoint, or --real-vs-real for the floor of the dataset")
     import g3an.metrics.embedded  # noqa: F401  (registers the embedded protocols)
+
+    keep_freed_for_command()
 
     names = [SHORT_NAMES.get(m.strip(), m.strip()) for m in metrics.split(",") if m.strip()]
     disentangle = DISENTANGLE in names
