@@ -32,6 +32,7 @@ from safetensors.torch import load_file
 from g3an import __version__
 from g3an.checkpoint import CheckpointError, atomic_write, latest_checkpoint, load_generator, write_safetensors
 from g3an.models.base import VideoGenerator
+from g3an.train.config import PRECISIONS  # rendering precisions: the training ones
 from g3an.train.sampler import derive_seed
 
 __all__ = [
@@ -65,8 +66,6 @@ __all__ = [
 
 LATENTS_FORMAT = "g3an-latents"
 LATENTS_FORMAT_VERSION = 1
-PRECISIONS = ("fp32", "bf16", "fp16")
-"""Rendering precisions (:attr:`LatentPlan.precision`): float32, or autocast to bfloat16 / float16 (CUDA)."""
 #: above this many floats the latents go to a safetensors side file instead of the JSON
 MAX_INLINE_FLOATS = 50_000
 MEDIA_EXTENSIONS = (".mp4", ".gif", ".png")

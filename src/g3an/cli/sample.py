@@ -104,7 +104,8 @@ def _errors() -> Iterator[None]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     metavar="FILE",
-    help="Regenerate the videos recorded in a latents file (pixel-identical); --n/--seed/--frames/--class are ignored.",
+    help="Regenerate the videos recorded in a latents file (pixel-identical); --n, --seed, --frames, --class, "
+    "--batch-size and --precision come from the file.",
 )
 @click.option(
     "--any-checkpoint",
