@@ -12,6 +12,14 @@ For each embedded dataset this runs the project's own commands, in order, and re
 
     python scripts/train_shipped_models.py --work runs/shipped --steps 4000
     python scripts/train_shipped_models.py --work runs/shipped --steps 1400 --datasets faces   # stop / export at 1400
+
+With ``--finetune-steps N`` it instead continues the shipped model: a copy of the current export and its
+card are kept in ``WORK/base/`` (the first time), a run ``WORK/runs/finetune-DATASET`` fine-tunes that copy
+for N steps (``init=``) with ``--finetune-overrides``, and the export, evaluation and card follow as above;
+the card adds both stages' steps and time and lists both training commands.
+
+    python scripts/train_shipped_models.py --datasets actions --finetune-steps 12000 \
+        --finetune-overrides "image_frames=16 threads=2"
 """
 
 from __future__ import annotations
@@ -91,22 +99,60 @@ def real_class_accuracy(dataset: str, data: Path, clips: int = 200) -> float:
     return float((out.class_logits.argmax(-1) == labels).float().mean())
 
 
-def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int, note: str = "") -> dict:
+def prepare_data(dataset: str, work: Path, seed: int) -> tuple[Path, str]:
+    """The embedded dataset at 32x32 (synthesised unless present) and the command that makes it."""
     data = work / "data" / f"synth-{dataset}-32"
-    run_dir = work / "runs" / f"ship-{dataset}"
-    cmds: dict[str, str] = {}
     data_cmd = g3an("data", "synth", dataset, "--out", str(data), "--size", "32", "--seed", str(seed), "--quiet")
-    cmds["data"] = shown(data_cmd)
     if not (data / "meta.json").is_file():
         run(data_cmd)
-    train_cmd = g3an("train", "--data", str(data), "--out", str(run_dir), "--steps", str(steps), "--seed", str(seed),
-                     *TRAIN_OPTIONS, *TRAIN_OVERRIDES, f"model.num_classes={CLASSES[dataset]}")  # fmt: skip
-    cmds["train"] = shown(train_cmd)
+    return data, shown(data_cmd)
+
+
+def train_or_resume(run_dir: Path, train_cmd: list[str], steps: int) -> Path:
+    """Run ``train_cmd``, or resume ``run_dir`` when it has checkpoints; the last checkpoint."""
     if any((run_dir / "checkpoints").glob("step-*.pt")):
         run(g3an("train", "--resume", str(run_dir), "--steps", str(steps), "--no-progress"))
     else:
         run(train_cmd)
-    last = sorted((run_dir / "checkpoints").glob("step-*.pt"))[-1]
+    return sorted((run_dir / "checkpoints").glob("step-*.pt"))[-1]
+
+
+def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int, note: str = "") -> dict:
+    data, data_cmd = prepare_data(dataset, work, seed)
+    run_dir = work / "runs" / f"ship-{dataset}"
+    train_cmd = g3an("train", "--data", str(data), "--out", str(run_dir), "--steps", str(steps), "--seed", str(seed),
+                     *TRAIN_OPTIONS, *TRAIN_OVERRIDES, f"model.num_classes={CLASSES[dataset]}")  # fmt: skip
+    last = train_or_resume(run_dir, train_cmd, steps)
+    return publish(dataset, work, data, run_dir, last, {"data": data_cmd, "train": shown(train_cmd)}, eval_n, seed,
+                   note)  # fmt: skip
+
+
+def finetune(dataset: str, work: Path, steps: int, overrides: list[str], eval_n: int, seed: int,
+             note: str = "") -> dict:  # fmt: skip
+    """Continue the shipped model: fine-tune a kept copy of it (its first stage) for ``steps`` steps."""
+    base_dir = work / "base"
+    base_dir.mkdir(parents=True, exist_ok=True)
+    base_file = base_dir / f"{STEM[dataset]}.safetensors"
+    if not base_file.is_file():  # kept once: later exports overwrite the shipped file, not the base
+        for suffix in (".json", ".safetensors"):
+            (base_dir / f"{STEM[dataset]}{suffix}").write_bytes((ASSETS / f"{STEM[dataset]}{suffix}").read_bytes())
+    base = json.loads((base_dir / f"{STEM[dataset]}.json").read_text())
+    if hashlib.sha256(base_file.read_bytes()).hexdigest() != base["sha256"]:
+        raise SystemExit(f"{base_file}: does not match its card {base_dir / STEM[dataset]}.json")
+    data, _ = prepare_data(dataset, work, seed)
+    run_dir = work / "runs" / f"finetune-{dataset}"
+    train_cmd = g3an("train", "--data", str(data), "--out", str(run_dir), "--steps", str(steps), "--seed",
+                     str(seed + 1), *TRAIN_OPTIONS, *TRAIN_OVERRIDES, f"model.num_classes={CLASSES[dataset]}",
+                     f"init={base_file}", *overrides)  # fmt: skip
+    last = train_or_resume(run_dir, train_cmd, steps)
+    cmds = {"data": base["commands"]["data"], "train": base["commands"]["train"],
+            "finetune": shown(train_cmd)}  # fmt: skip
+    return publish(dataset, work, data, run_dir, last, cmds, eval_n, seed, note, base={**base, "overrides": overrides})
+
+
+def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmds: dict[str, str], eval_n: int,
+            seed: int, note: str, base: dict | None = None) -> dict:  # fmt: skip
+    """Export ``last`` into the package, evaluate it, write its card (``base``: the stage it continued)."""
     out = ASSETS / f"{STEM[dataset]}.safetensors"
     export_cmd = g3an("export", str(last), "--out", str(out), "--with-discriminator")
     cmds["export"] = shown(export_cmd)
@@ -134,6 +180,20 @@ def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int, note: str
     last_step = int(load_checkpoint(last)["counters"]["step"])
     seconds, fastest, slowest = train_seconds(run_dir, last_step)
     config = json.loads((run_dir / "config.json").read_text())
+    stages = [{"steps": last_step, "train_seconds": round(seconds), "command": cmds.get("finetune", cmds["train"]),
+               "note": note}]  # fmt: skip
+    if base is not None:  # a fine-tuning stage: the card counts both
+        first = [{"steps": base["steps"], "train_seconds": base["train_seconds"], "command": base["commands"]["train"],
+                  "note": base.get("training_note", ""), "sha256": base["sha256"]}]  # fmt: skip
+        stages = [*base.get("stages", first), *stages]
+        fastest, slowest = (
+            min(fastest, base["seconds_per_step_range"][0]),
+            max(slowest, base["seconds_per_step_range"][1]),
+        )
+        note = (
+            f"{base.get('training_note', '')}; then {last_step:,} steps fine-tuned from that model "
+            f"with {' '.join(base['overrides'])} in {seconds / 3600:.2f} h{': ' + note if note else ''}"
+        )
     from g3an import machine
     from g3an.checkpoint import load_generator
 
@@ -144,14 +204,15 @@ def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int, note: str
         "dataset": f"synth-{dataset} (g3an data synth {dataset} --size 32 --seed {seed}), split train",
         "class_names": json.loads(info["class_names"]),
         "model_config": config["model_config"],
-        "steps": last_step,
-        "videos_seen": last_step * int(config["batch_size"]),
+        "steps": sum(st["steps"] for st in stages),
+        "videos_seen": sum(st["steps"] for st in stages) * int(config["batch_size"]),
         "batch_size": config["batch_size"],
         "precision": config.get("precision", "fp32"),
-        "train_seconds": round(seconds),
+        "train_seconds": sum(st["train_seconds"] for st in stages),
         "seconds_per_step_range": [round(fastest, 2), round(slowest, 2)],
         "trained_on": machine.describe(),
         "training_note": note,
+        "stages": stages,
         "generator_parameters": sum(p.numel() for p in gen.parameters()),
         "bytes": out.stat().st_size,
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
@@ -208,7 +269,7 @@ def write_docs(cards: list[dict], path: Path) -> None:
                   f"| generator parameters | {c['generator_parameters']:,} |",
                   f"| file | {c['bytes'] / 1e6:.2f} MB (G EMA + G raw + D), sha256 `{c['sha256'][:16]}...` |",
                   f"| training | {c['steps']} steps at batch {c['batch_size']} ({c['videos_seen']:,} videos), "
-                  f"{c['train_seconds'] / 3600:.2f} h on one thread in {c.get('precision', 'fp32')}, "
+                  f"{c['train_seconds'] / 3600:.2f} h in {c.get('precision', 'fp32')}, "
                   f"{c['seconds_per_step_range'][0]}-"
                   f"{c['seconds_per_step_range'][1]} s per step"
                   + (f" ({c['training_note']})" if c.get("training_note") else "") + " |",
@@ -255,13 +316,28 @@ def main() -> None:
         help="how the machine was used while training, for the card "
         "(e.g. 'both models trained at once, one core each')",
     )
+    parser.add_argument(
+        "--finetune-steps",
+        type=int,
+        default=0,
+        help="continue the shipped models instead: fine-tune them this many steps (0: off)",
+    )
+    parser.add_argument(
+        "--finetune-overrides",
+        default="image_frames=16",
+        help="KEY=VALUE training options of the fine-tuning, space-separated",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
     t0 = time.time()
     for d in args.datasets.split(","):
         if d not in CLASSES:
             parser.error(f"--datasets: unknown dataset {d!r} (actions, faces)")
-        ship(d, args.work, args.steps, args.eval_n, args.seed, args.note)
+        if args.finetune_steps:
+            finetune(d, args.work, args.finetune_steps, args.finetune_overrides.split(), args.eval_n, args.seed,
+                     args.note)  # fmt: skip
+        else:
+            ship(d, args.work, args.steps, args.eval_n, args.seed, args.note)
     cards = [json.loads(p.read_text()) for p in sorted(ASSETS.glob("*.json"))]
     write_docs(cards, args.docs)
     write_results_section(cards, args.docs.parent / "results.md")

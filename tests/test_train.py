@@ -19,6 +19,7 @@ from g3an.checkpoint import CheckpointError, load_checkpoint, load_generator, sa
 from g3an.cli import main
 from g3an.train import TrainConfig, TrainingDiverged, fit
 from g3an.train.loop import checkpoint_paths, latest_checkpoint
+from g3an.train.objectives import StepContext
 from g3an.train.sampler import InfiniteBatchSampler
 
 TINY_MODEL = {"ch": 4, "ch_d": 4, "dim_z_a": 8, "dim_z_m": 4, "resolution": 32, "fsa_level": 2}
@@ -128,6 +129,59 @@ def test_activation_checkpointing_changes_no_gradient_and_resumes_exactly(tmp_pa
         assert _states_equal(a[key], b[key]), key
     with pytest.raises(ValueError, match="checkpoint_levels"):
         _cfg(checkpoint_levels=-1)
+
+
+def test_discriminators_may_see_clips_shifted_in_time(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+    from g3an.train.objectives import roll_time
+
+    video = torch.randn(3, 2, 16, 4, 4)
+    rolled = roll_time(video, torch.tensor([0, 1, 15]))
+    assert torch.equal(rolled[0], video[0])
+    assert torch.equal(rolled[1, :, :15], video[1, :, 1:]) and torch.equal(rolled[1, :, 15], video[1, :, 0])
+    assert torch.equal(rolled[2, :, 0], video[2, :, 15]) and torch.equal(rolled[2, :, 1:], video[2, :, :15])
+    # the step's shifts: 0 with probability 1 - p, else uniform in 1..T-1, real and fake drawn apart
+    trainer = Trainer(_cfg(d_time_roll=0.5, threads=1), tmp_path / "roll", TinyClips(), False)
+    ctx = StepContext(real=torch.zeros(200, 3, 16, 32, 32), labels=None, rng=torch.Generator().manual_seed(0),
+                      rank=0, world=1, step=0, device=torch.device("cpu"))  # fmt: skip
+    with torch.no_grad():
+        trainer.objective.begin_step(ctx)
+    real, fake = ctx.cache["real_shift"], ctx.cache["fake_shift"]
+    assert 0.4 < (real == 0).float().mean() < 0.6 and set(real.tolist()) == set(range(16))
+    assert not torch.equal(real, fake)
+    # a run that turns it on after a resume trains differently from the paper's recipe, and exactly
+    full = fit(_cfg(steps=4, threads=1), tmp_path / "full", dataset=TinyClips(), progress=False)
+    for name in ("a", "b"):
+        fit(_cfg(steps=2, threads=1), tmp_path / name, dataset=TinyClips(), progress=False)
+        fit(_cfg(steps=4, threads=1, d_time_roll=0.5), tmp_path / name, resume=True, dataset=TinyClips(),
+            progress=False)  # fmt: skip
+    a, b = (load_checkpoint(latest_checkpoint(tmp_path / n)) for n in ("a", "b"))
+    assert _states_equal(a["discriminator"], b["discriminator"])
+    assert not _states_equal(a["discriminator"], load_checkpoint(full.checkpoint)["discriminator"])
+    for bad in (-0.1, 1.0, "x", True):
+        with pytest.raises(ValueError, match="d_time_roll"):
+            _cfg(d_time_roll=bad)
+    with pytest.raises(ValueError, match=r"d_time_roll.*mocogan"):
+        TrainConfig.from_dict({"model": "mocogan", "d_time_roll": 0.5, "data": "x"})
+
+
+def test_boundary_frames_diagnostic_sees_d_v_fall_off_at_the_clip_ends() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "boundary_frames.py"
+    spec = importlib.util.spec_from_file_location("boundary_frames", path)
+    diag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diag)
+    video = torch.zeros(2, 3, 16, 32, 32)
+    video[:, :, 0, :, ::2] = 1.0  # frame 0 striped: neighbouring columns differ by 1 everywhere
+    energy = diag.high_frequency(video)
+    assert energy.shape == (16,) and energy[0] == pytest.approx(1.0) and (energy[1:] == 0).all()
+    torch.manual_seed(0)
+    D = create_discriminator("g3an", **TINY_MODEL)
+    g_video, g_image = diag.frame_gradients(D, torch.randn(4, 3, 16, 32, 32), None)
+    assert g_video.mean() == pytest.approx(1.0) and g_image.mean() == pytest.approx(1.0)
+    # D_V's unpadded temporal convolutions see the end frames through far fewer windows than the middle ones
+    assert g_video[0] < 0.5 * g_video[7] and g_video[15] < 0.5 * g_video[8]
 
 
 def test_channels_last_layout_gives_the_same_step_to_rounding(tmp_path: Path) -> None:

@@ -98,6 +98,13 @@ class TrainConfig:
             resident memory (docs/training.md). ``131072`` gives the least memory: with
             ``checkpoint_levels=5`` a paper-configuration step peaked at 2.3 GB instead of 2.8 GB, and was
             slower. ``None``: glibc's dynamic default.
+        d_time_roll: probability that a clip shown to the discriminators, real or fake, is circularly shifted
+            in time by a uniform offset in 1..T-1 (G3AN; 0, the default, is the paper). D_V's unpadded
+            temporal convolutions all but ignore the first and last frames, which a generator can then
+            leave noisy; the shift brings them to the middle of D_V's view. Values below 1 keep unshifted
+            clips in the mix, so the generator gains nothing by making shifted clips (the augmentation
+            does not leak into the samples; ADA's argument, Karras et al. 2020). Not part of the model: a
+            run may be resumed with another value (docs/training.md).
         init: start from these weights instead of a random initialisation (fine-tuning): a shipped model's
             name (``synth-actions``, ``synth-faces``), an export holding the discriminator, a training
             checkpoint or a run directory. G, D and (with ``ema_half_life``) the EMA generator are loaded;
@@ -132,6 +139,7 @@ class TrainConfig:
     channels_last: bool = True
     checkpoint_levels: int = 0
     malloc_mmap_threshold: int | None = 1 << 30  # g3an.machine.KEEP_FREED
+    d_time_roll: float = 0.0
     init: str | None = None
 
     def __post_init__(self) -> None:
@@ -155,6 +163,14 @@ class TrainConfig:
                      "checkpoint_levels"):  # fmt: skip
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if (
+            isinstance(self.d_time_roll, bool)
+            or not isinstance(self.d_time_roll, (int, float))
+            or not (0 <= self.d_time_roll < 1)
+        ):
+            raise ValueError(f"d_time_roll must be a probability in [0, 1), got {self.d_time_roll!r}")
+        if self.d_time_roll and not OBJECTIVES[entry.loss].supports_time_roll:
+            raise ValueError(f"d_time_roll: only G3AN's objective shifts clips in time, not the {self.model} model's")
         if self.malloc_mmap_threshold is not None and (
             not isinstance(self.malloc_mmap_threshold, int) or self.malloc_mmap_threshold < 0
         ):

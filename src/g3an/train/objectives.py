@@ -81,8 +81,14 @@ class Objective:
     #: training-data settings of the original recipe, used when the run does not set them
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16, "time_steps": (1, 2, 3, 4)}
 
-    def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator) -> None:
+    #: whether the ``d_time_roll`` training option is supported
+    supports_time_roll: ClassVar[bool] = False
+
+    def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, time_roll: float = 0.0) -> None:
+        if time_roll and not self.supports_time_roll:
+            raise ValueError(f"d_time_roll: {type(self).__name__} does not support it")
         self.G, self.D = generator, discriminator
+        self.time_roll = time_roll
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
@@ -115,6 +121,14 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
+def roll_time(video: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Video ``b`` circularly shifted in time so that its frame ``shift[b]`` comes first: ``(B, C, T, H, W)``."""
+    b, c, t, h, w = video.shape
+    assert shift.shape == (b,), f"shift must have shape ({b},), got {tuple(shift.shape)}"
+    index = (torch.arange(t, device=video.device) + shift.to(video.device).view(b, 1)) % t
+    return video.gather(2, index.view(b, 1, t, 1, 1).expand(b, c, t, h, w))
+
+
 def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
@@ -129,8 +143,14 @@ class G3ANObjective(Objective):
     discriminators. D_I sees one uniformly drawn frame per video, drawn separately for real and fake
     videos (the reference draws one index per batch; per video is the issue's and the paper's reading).
     Adam lr 2e-4, betas (0.5, 0.999) for G, D_V and D_I.
+
+    With ``time_roll`` p > 0 (``d_time_roll``, not in the paper), every clip the discriminators see, real
+    or fake, is with probability p circularly shifted in time by a uniform offset in ``1..T-1``: D_V's
+    unpadded temporal convolutions weigh the first and last frames about twenty times less than the
+    middle ones, and the shift brings them to the middle (docs/training.md).
     """
 
+    supports_time_roll = True
     phases = (Phase("D", "discriminator", ("D_V", "D_I")), Phase("G", "generator", ("G",)))
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
@@ -155,12 +175,22 @@ class G3ANObjective(Objective):
         ctx.cache["real_frame"] = ctx.randint(num_frames)
         ctx.cache["fake_frame"] = ctx.randint(num_frames)
         ctx.cache["fake"] = G(**latents, y=y_fake)
+        if self.time_roll:
+            for name in ("real", "fake"):
+                rolled = ctx.local(lambda n: torch.rand(n, generator=ctx.rng)) < self.time_roll
+                offset = ctx.local(lambda n: torch.randint(1, num_frames, (n,), generator=ctx.rng))
+                ctx.cache[f"{name}_shift"] = torch.where(rolled, offset, 0)
+
+    def _shown(self, video: torch.Tensor, ctx: StepContext, name: str) -> torch.Tensor:
+        """The clip as the discriminators see it (shifted in time under ``time_roll``)."""
+        shift = ctx.cache.get(f"{name}_shift")
+        return video if shift is None or not shift.any() else roll_time(video, shift)
 
     def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = ctx.cache
         if phase.name == "D":
-            real = self.D(ctx.real, c["y_real"], c["real_frame"])
-            fake = self.D(c["fake"].detach(), c["y_fake"], c["fake_frame"])
+            real = self.D(self._shown(ctx.real, ctx, "real"), c["y_real"], c["real_frame"])
+            fake = self.D(self._shown(c["fake"].detach(), ctx, "fake"), c["y_fake"], c["fake_frame"])
             loss_v = bce(real["video"], 1.0) + bce(fake["video"], 0.0)
             loss_i = bce(real["image"], 1.0) + bce(fake["image"], 0.0)
             stats = {"loss/D_V": loss_v, "loss/D_I": loss_i}
@@ -168,7 +198,7 @@ class G3ANObjective(Objective):
                 stats[f"D_{head}/real"] = torch.sigmoid(real[head].float()).mean()
                 stats[f"D_{head}/fake"] = torch.sigmoid(fake[head].float()).mean()
             return loss_v + loss_i, stats
-        out = self.D(c["fake"], c["y_fake"], c["fake_frame"])
+        out = self.D(self._shown(c["fake"], ctx, "fake"), c["y_fake"], c["fake_frame"])
         loss_v, loss_i = bce(out["video"], 1.0), bce(out["image"], 1.0)
         return loss_v + loss_i, {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
 
