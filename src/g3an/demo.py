@@ -42,6 +42,10 @@ __all__ = ["DEFAULT_STEPS", "DemoConfig", "DemoError", "run_demo"]
 #: Fine-tuning steps of the default demo (the whole demo took under 5 minutes on 2 CPU cores; the budget is 15).
 DEFAULT_STEPS = 200
 
+#: ``d_time_roll`` of the demo's training, as the shipped synth-actions model's fine-tuning (docs/training.md):
+#: the discriminators also judge the first and last frames, which the paper's recipe leaves noisy.
+DEMO_TIME_ROLL = 0.5
+
 #: The architecture of the shipped synth-actions model, used when training from scratch.
 SCRATCH_MODEL = {"resolution": 32, "ch": 16, "ch_d": 16, "fsa_level": 2, "num_classes": 10}
 
@@ -262,7 +266,7 @@ def _train_values(cfg: DemoConfig, data: Path) -> dict[str, Any]:
         "model": "g3an", "data": str(data), "steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed,
         "model_config": _model_config(cfg), "ema_half_life": 1000.0, "log_every": 5,
         "sample_every": max(50, cfg.steps // 2), "checkpoint_every": 50, "keep_last": 2, "workers": 0,
-        "threads": cfg.threads,
+        "threads": cfg.threads, "d_time_roll": DEMO_TIME_ROLL,
     }  # fmt: skip
     if cfg.init is not None:
         values["init"] = cfg.init
@@ -278,7 +282,15 @@ def _train_command(cfg: DemoConfig, data: Path, values: dict[str, Any]) -> str:
     args += [f"model.{k}={json.dumps(v)}" for k, v in values["model_config"].items() if default.get(k) != v]
     if cfg.init is not None:
         args.append(f"init={cfg.init}")
-    for key in ("ema_half_life", "log_every", "sample_every", "checkpoint_every", "keep_last", "threads"):
+    for key in (
+        "ema_half_life",
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "keep_last",
+        "threads",
+        "d_time_roll",
+    ):
         if values[key] is not None:
             args.append(f"{key}={json.dumps(values[key])}")
     return _cmd(*args)
