@@ -26,8 +26,8 @@ def models_cmd() -> None:
         click.echo("\nshipped pretrained models (use the name as CKPT, or init=NAME to fine-tune):")
     for m in shipped:
         steps = m.get("steps")
-        click.echo(f"{m['name']:14s} {m.get('model', 'g3an')} on synth-{m['dataset']}, {m['bytes'] / 1e6:.1f} MB"
-                   + (f", {steps} steps" if steps else "") + f"  ({m['path']})")  # fmt: skip
+        click.echo(f"{m['name']:14s} {m.get('model', 'g3an')}, {m['bytes'] / 1e6:.1f} MB"
+                   + (f", {steps:,} steps" if steps else "") + f"  ({m['path']})")  # fmt: skip
 
 
 def _register_subcommands() -> None:
