@@ -42,8 +42,8 @@ __all__ = ["DEFAULT_STEPS", "DemoConfig", "DemoError", "run_demo"]
 #: Fine-tuning steps of the default demo (the whole demo took under 5 minutes on 2 CPU cores; the budget is 15).
 DEFAULT_STEPS = 200
 
-#: ``d_time_roll`` of the demo's training, as the shipped synth-actions model's fine-tuning (docs/training.md):
-#: the discriminators also judge the first and last frames, which the paper's recipe leaves noisy.
+#: ``d_time_roll`` of the demo's training: the recipe of the shipped synth-actions model's fine-tuning
+#: (docs/training.md, which also says that its effect on the noisy end frames is not established).
 DEMO_TIME_ROLL = 0.5
 
 #: The architecture of the shipped synth-actions model, used when training from scratch.
