@@ -21,7 +21,6 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def high_frequency(video: torch.Tensor) -> np.ndarray:
@@ -33,12 +32,14 @@ def high_frequency(video: torch.Tensor) -> np.ndarray:
 
 def frame_gradients(D: torch.nn.Module, video: torch.Tensor, y: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """Relative per-frame gradient magnitude of the generator's D_V loss and of its D_I loss on every frame."""
+    from g3an.train.objectives import bce
+
     video = video.detach().requires_grad_(True)
-    (g_video,) = torch.autograd.grad(F.softplus(-D.video(video, y)).mean(), video)
-    b, t = video.shape[0], video.shape[2]
-    frames = video.transpose(1, 2).reshape(b * t, *video.shape[1:2], *video.shape[3:])
+    (g_video,) = torch.autograd.grad(bce(D.video(video, y), 1.0), video)
+    b, c, t, h, w = video.shape
+    frames = video.transpose(1, 2).reshape(b * t, c, h, w)
     labels = None if y is None else y.repeat_interleave(t)
-    (g_image,) = torch.autograd.grad(F.softplus(-D.image(frames, labels)).mean(), video)
+    (g_image,) = torch.autograd.grad(bce(D.image(frames, labels), 1.0), video)
 
     def share(g: torch.Tensor) -> np.ndarray:
         per_frame = g.abs().mean(dim=(0, 1, 3, 4))

@@ -19,7 +19,7 @@ for N steps (``init=``) with ``--finetune-overrides``, and the export, evaluatio
 the card adds both stages' steps and time and lists both training commands.
 
     python scripts/train_shipped_models.py --datasets actions --finetune-steps 12000 \
-        --finetune-overrides "image_frames=16 threads=2"
+        --finetune-overrides "d_time_roll=0.5 threads=2"
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--finetune-overrides",
-        default="image_frames=16",
+        default="d_time_roll=0.5",
         help="KEY=VALUE training options of the fine-tuning, space-separated",
     )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")

@@ -81,13 +81,11 @@ class Objective:
     #: training-data settings of the original recipe, used when the run does not set them
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16, "time_steps": (1, 2, 3, 4)}
 
-    #: whether the ``d_time_roll`` training option is supported
+    #: whether the ``d_time_roll`` training option is supported (:class:`~g3an.train.config.TrainConfig` checks)
     supports_time_roll: ClassVar[bool] = False
 
     def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, time_roll: float = 0.0) -> None:
-        if time_roll and not self.supports_time_roll:
-            raise ValueError(f"d_time_roll: {type(self).__name__} does not support it")
-        self.G, self.D = generator, discriminator
+        self.G, self.D = generator, discriminator  # TrainConfig refuses time_roll where it is not supported
         self.time_roll = time_roll
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
