@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -166,6 +167,18 @@ def test_demo_end_to_end_and_rerun_reuses_every_stage(demo_run: Path) -> None:
     assert [s["name"] for s in data["stages"]] == ["data", "train", "media", "eval", "report"]
     assert all(s["command"].startswith("g3an ") for s in data["stages"])
     assert "g3an train" in data["stages"][1]["command"] and "model.ch=4" in data["stages"][1]["command"]
+    # every KEY=VALUE of the shown command is the run's setting, and every option the demo sets is shown
+    from g3an.train.config import parse_override
+
+    saved = json.loads((demo_run / "train" / "config.json").read_text())
+    items = [a for a in shlex.split(data["stages"][1]["command"]) if "=" in a and not a.startswith("-")]
+    for item in items:
+        path, value = parse_override(item)
+        node = saved
+        for key in path[:-1]:
+            node = node[key]
+        assert node[path[-1]] == value, item
+    assert {parse_override(i)[0][0] for i in items} >= {"ema_half_life", "keep_last", "d_time_roll"}
     assert (demo_run / "train" / "checkpoints" / "step-00000002.pt").is_file()
     text = report.read_text()
     assert "Losses" in text and "Stages and how to reproduce them" in text

@@ -165,6 +165,73 @@ def test_discriminators_may_see_clips_shifted_in_time(tmp_path: Path) -> None:
         TrainConfig.from_dict({"model": "mocogan", "d_time_roll": 0.5, "data": "x"})
 
 
+def test_appearance_consistency_pairs_fakes_by_appearance_and_penalises_their_colour_gap(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+    from g3an.train.objectives import appearance_descriptor, appearance_gap
+
+    # the gap: zero for equal videos and for frames in another order (same colour, same texture); a colour
+    # shift of d moves the colour half of the descriptor by d (gap d^2 / 2) and not its texture half; only
+    # pairs (first[k], first[k] + 1) count, each beyond the margin
+    video = torch.rand(4, 3, 16, 8, 8) * 2 - 1
+    one, pairs = torch.tensor([0]), torch.tensor([0, 2])
+    assert appearance_gap(torch.cat([video[:1], video[:1]]), one) == 0
+    assert appearance_gap(torch.stack([video[0], video[0].flip(1)]), one) < 1e-10
+    shifted = torch.stack([video[0], video[0] + 0.5, video[1], video[1]])
+    torch.testing.assert_close(appearance_gap(shifted, pairs), torch.tensor(0.0625))
+    torch.testing.assert_close(appearance_gap(shifted, pairs, margin=0.1), torch.tensor(0.0125))
+    assert appearance_gap(shifted, pairs, margin=0.2) == 0
+    assert appearance_gap(video, torch.tensor([], dtype=torch.long)) == 0
+    plain = torch.zeros(3, 16, 8, 8)
+    bricks = plain.clone()
+    bricks[..., ::2, :] = 0.5  # stripes with the plain video's mean colour in every cell
+    bricks[..., 1::2, :] = -0.5
+    looks = appearance_descriptor(torch.stack([plain, bricks]))
+    assert torch.allclose(looks[0, :3], looks[1, :3]) and (looks[1, 3:] - looks[0, 3:]).min() > 0.4
+    # the step's fakes share z_a in global pairs (rows 2i, 2i+1) and differ in z_m and class
+    trainer = Trainer(
+        _cfg(appearance_consistency=2.0, appearance_margin=0.0, threads=1), tmp_path / "pairs", TinyClips(), False
+    )
+    G = trainer.objective.G
+
+    def ctx(rank: int, world: int, batch: int) -> StepContext:
+        return StepContext(real=torch.zeros(batch, 3, 16, 32, 32), labels=None,
+                           rng=torch.Generator().manual_seed(0), rank=rank, world=world, step=0,
+                           device=torch.device("cpu"))  # fmt: skip
+
+    one = ctx(0, 1, 6).latents(G, 16, pair="z_a")
+    assert torch.equal(one["z_a"][0::2], one["z_a"][1::2]) and not torch.equal(one["z_a"][0], one["z_a"][2])
+    assert not torch.equal(one["z_m"][0], one["z_m"][1])
+    halves = [ctx(r, 2, 3).latents(G, 16, pair="z_a") for r in (0, 1)]  # the same global batch in 2 processes
+    assert torch.equal(torch.cat([h["z_a"] for h in halves]), one["z_a"])
+    assert ctx(0, 1, 6).local_pairs().tolist() == [0, 2, 4]
+    assert ctx(0, 2, 3).local_pairs().tolist() == [0] and ctx(1, 2, 3).local_pairs().tolist() == [1]
+    step = ctx(0, 1, 4)
+    with torch.no_grad():
+        trainer.objective.begin_step(step)
+        loss, stats = trainer.objective.loss(trainer.objective.phases[1], step)
+    gap = appearance_gap(step.cache["fake"], torch.tensor([0, 2]))
+    torch.testing.assert_close(stats["loss/G_appearance_gap"], gap)
+    torch.testing.assert_close(loss, stats["loss/G"] + 2.0 * gap)
+    # a run with the term logs it and resumes exactly; the weight 0 is the paper's step
+    straight = fit(_cfg(steps=4, threads=1, appearance_consistency=2.0), tmp_path / "b", dataset=TinyClips(),
+                   progress=False)  # fmt: skip
+    fit(_cfg(steps=2, threads=1, appearance_consistency=2.0), tmp_path / "a", dataset=TinyClips(), progress=False)
+    fit(_cfg(steps=4, threads=1, appearance_consistency=2.0), tmp_path / "a", resume=True, dataset=TinyClips(),
+        progress=False)  # fmt: skip
+    paper = fit(_cfg(steps=4, threads=1), tmp_path / "paper", dataset=TinyClips(), progress=False)
+    a, b = load_checkpoint(latest_checkpoint(tmp_path / "a")), load_checkpoint(straight.checkpoint)
+    assert _states_equal(a["generator"], b["generator"])
+    assert not _states_equal(a["generator"], load_checkpoint(paper.checkpoint)["generator"])
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert all(r["loss/G_appearance_gap"] >= 0 for r in log if "loss/G" in r)
+    for bad in (-1.0, float("inf"), float("nan"), "x", True):
+        for name in ("appearance_consistency", "appearance_margin"):
+            with pytest.raises(ValueError, match=name):
+                _cfg(**{name: bad})
+    with pytest.raises(ValueError, match=r"appearance_consistency.*vgan"):
+        TrainConfig.from_dict({"model": "vgan", "appearance_consistency": 1.0, "data": "x"})
+
+
 def test_boundary_frames_diagnostic_sees_d_v_fall_off_at_the_clip_ends() -> None:
     import importlib.util
 

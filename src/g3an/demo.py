@@ -282,17 +282,11 @@ def _train_command(cfg: DemoConfig, data: Path, values: dict[str, Any]) -> str:
     args += [f"model.{k}={json.dumps(v)}" for k, v in values["model_config"].items() if default.get(k) != v]
     if cfg.init is not None:
         args.append(f"init={cfg.init}")
-    for key in (
-        "ema_half_life",
-        "log_every",
-        "sample_every",
-        "checkpoint_every",
-        "keep_last",
-        "threads",
-        "d_time_roll",
-    ):
-        if values[key] is not None:
-            args.append(f"{key}={json.dumps(values[key])}")
+    from g3an.train import TrainConfig
+
+    flags = {"model", "data", "steps", "batch_size", "seed", "workers", "model_config", "init"}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    args += [f"{k}={json.dumps(v)}" for k, v in values.items() if k not in flags and v != defaults[k]]
     return _cmd(*args)
 
 

@@ -105,6 +105,17 @@ class TrainConfig:
             clips in the mix, so the generator gains nothing by making shifted clips (the augmentation
             does not leak into the samples; ADA's argument, Karras et al. 2020). Not part of the model: a
             run may be resumed with another value (docs/training.md).
+        appearance_consistency: weight ``w`` of a generator loss term that is not in the paper (G3AN; 0,
+            the default, is the paper): the step's fake videos come in pairs sharing the appearance code
+            z_a (with independent motion codes and classes), and ``w`` times the mean over pairs of
+            ``max(0, gap - appearance_margin)`` is added to the generator's loss, where ``gap`` is the mean
+            squared difference of the pair's time-averaged colour and texture on a 4x4 grid
+            (:func:`g3an.train.objectives.appearance_gap`), so that a change of motion does not change the
+            background, its texture or the clothes. Not part of the model: a run may be resumed with another
+            value (docs/training.md).
+        appearance_margin: the gap a pair may have at no cost under ``appearance_consistency``: real clips
+            of one synth-actions subject in two videos (another action) have gaps below 0.011 in 95% of
+            pairs (``benchmarks/appearance_gap.py``), so the default 0.01 leaves the figure's own motion free.
         init: start from these weights instead of a random initialisation (fine-tuning): a shipped model's
             name (``synth-actions``, ``synth-faces``), an export holding the discriminator, a training
             checkpoint or a run directory. G, D and (with ``ema_half_life``) the EMA generator are loaded;
@@ -140,6 +151,8 @@ class TrainConfig:
     checkpoint_levels: int = 0
     malloc_mmap_threshold: int | None = 1 << 30  # g3an.machine.KEEP_FREED
     d_time_roll: float = 0.0
+    appearance_consistency: float = 0.0
+    appearance_margin: float = 0.01
     init: str | None = None
 
     def __post_init__(self) -> None:
@@ -171,6 +184,16 @@ class TrainConfig:
             raise ValueError(f"d_time_roll must be a probability in [0, 1), got {self.d_time_roll!r}")
         if self.d_time_roll and not OBJECTIVES[entry.loss].supports_time_roll:
             raise ValueError(f"d_time_roll: only G3AN's objective shifts clips in time, not the {self.model} model's")
+        for name in ("appearance_consistency", "appearance_margin"):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not (0 <= w < float("inf")):
+                raise ValueError(f"{name} must be a non-negative number, got {w!r}")
+        w = self.appearance_consistency
+        if w and not OBJECTIVES[entry.loss].supports_appearance_consistency:
+            raise ValueError(
+                "appearance_consistency: only G3AN's objective pairs its fakes by appearance, "
+                f"not the {self.model} model's"
+            )
         if self.malloc_mmap_threshold is not None and (
             not isinstance(self.malloc_mmap_threshold, int) or self.malloc_mmap_threshold < 0
         ):

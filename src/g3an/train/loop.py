@@ -197,7 +197,13 @@ class Trainer:
             dist_utils.convert_batchnorm(self.D)
             dist_utils.broadcast_module(self.G)
             dist_utils.broadcast_module(self.D)
-        self.objective: Objective = OBJECTIVES[entry.loss](self.G, self.D, time_roll=cfg.d_time_roll)
+        self.objective: Objective = OBJECTIVES[entry.loss](
+            self.G,
+            self.D,
+            time_roll=cfg.d_time_roll,
+            appearance_consistency=cfg.appearance_consistency,
+            appearance_margin=cfg.appearance_margin,
+        )
         self.optimizers = self.objective.build_optimizers(cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
         self.ema = EMA(self.G, cfg.ema_half_life) if cfg.ema_half_life else None

@@ -68,10 +68,22 @@ class StepContext:
         """``(b,)`` integers uniform in ``[0, high)``."""
         return self.local(lambda n: torch.randint(high, (n,), generator=self.rng))
 
-    def latents(self, generator: VideoGenerator, num_frames: int | None = None) -> dict[str, torch.Tensor]:
-        """The generator's latent codes for this process's part of the batch."""
+    def latents(self, generator: VideoGenerator, num_frames: int | None = None,
+                pair: str | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """The generator's latent codes for this process's part of the batch.
+
+        With ``pair`` (a latent's name), rows ``2i`` and ``2i + 1`` of the global batch share that code.
+        """
         full = generator.sample_latents(self.batch * self.world, num_frames, generator=self.rng, device="cpu")
+        if pair is not None:
+            full[pair] = full[pair][torch.arange(len(full[pair])) // 2 * 2]
         return {k: v[self.rank * self.batch : (self.rank + 1) * self.batch].to(self.device) for k, v in full.items()}
+
+    def local_pairs(self) -> torch.Tensor:
+        """Local rows ``i`` that start a pair of the global batch (an even global row) whose ``i + 1`` is local too."""
+        first = self.rank * self.batch
+        rows = torch.arange(self.batch)
+        return rows[((first + rows) % 2 == 0) & (rows + 1 < self.batch)]
 
 
 class Objective:
@@ -81,12 +93,16 @@ class Objective:
     #: training-data settings of the original recipe, used when the run does not set them
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16, "time_steps": (1, 2, 3, 4)}
 
-    #: whether the ``d_time_roll`` training option is supported (:class:`~g3an.train.config.TrainConfig` checks)
+    #: whether the ``d_time_roll`` and ``appearance_consistency`` training options are supported
+    #: (:class:`~g3an.train.config.TrainConfig` checks)
     supports_time_roll: ClassVar[bool] = False
+    supports_appearance_consistency: ClassVar[bool] = False
 
-    def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, time_roll: float = 0.0) -> None:
-        self.G, self.D = generator, discriminator  # TrainConfig refuses time_roll where it is not supported
+    def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, time_roll: float = 0.0,
+                 appearance_consistency: float = 0.0, appearance_margin: float = 0.0) -> None:  # fmt: skip
+        self.G, self.D = generator, discriminator  # TrainConfig refuses the options where they are not supported
         self.time_roll = time_roll
+        self.appearance_consistency, self.appearance_margin = appearance_consistency, appearance_margin
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
@@ -127,6 +143,36 @@ def roll_time(video: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return video.gather(2, index.view(b, 1, t, 1, 1).expand(b, c, t, h, w))
 
 
+def appearance_descriptor(videos: torch.Tensor, grid: int = 4) -> torch.Tensor:
+    """The coarse look of ``(B, C, T, H, W)`` videos: time-averaged colour and texture on a ``grid x grid`` map.
+
+    Colour: the frames averaged over time, then over each cell. Texture: the root of the mean energy of each
+    frame's detail (the frame minus its 2x2-block average), over time and the cell. ``(B, 2C, grid, grid)``.
+    A moving figure changes little of either; a change of background, its texture or the clothes changes
+    all of it.
+    """
+    x = videos.float()
+    b, c, t, h, w = x.shape
+    colour = F.adaptive_avg_pool2d(x.mean(2), grid)
+    frames = x.transpose(1, 2).reshape(b * t, c, h, w)
+    detail = frames - F.interpolate(F.avg_pool2d(frames, 2), size=(h, w), mode="nearest")
+    energy = detail.pow(2).reshape(b, t, c, h, w).mean(1)
+    return torch.cat([colour, F.adaptive_avg_pool2d(energy, grid).add(1e-4).sqrt()], 1)
+
+
+def appearance_gap(videos: torch.Tensor, first: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """How far the looks of videos ``first`` and ``first + 1`` differ, beyond ``margin``.
+
+    A pair's gap is the mean squared difference of its two :func:`appearance_descriptor` maps; the value is the
+    mean over pairs of ``max(0, gap - margin)`` (0 without pairs).
+    """
+    looks = appearance_descriptor(videos)
+    if len(first) == 0:
+        return looks.sum() * 0.0
+    gaps = (looks[first] - looks[first + 1]).pow(2).flatten(1).mean(1)
+    return (gaps - margin).clamp(min=0).mean()
+
+
 def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
@@ -146,9 +192,15 @@ class G3ANObjective(Objective):
     or fake, is with probability p circularly shifted in time by a uniform offset in ``1..T-1``: D_V's
     unpadded temporal convolutions weigh the first and last frames about twenty times less than the
     middle ones, and the shift brings them to the middle (docs/training.md).
+
+    With ``appearance_consistency`` w > 0 (not in the paper), the fakes come in pairs that share z_a and
+    differ in z_m and class, and the generator's loss gains ``w *`` :func:`appearance_gap` of the pairs
+    (beyond ``appearance_margin``): the coarse colours and textures must not depend on the motion
+    (docs/training.md).
     """
 
     supports_time_roll = True
+    supports_appearance_consistency = True
     phases = (Phase("D", "discriminator", ("D_V", "D_I")), Phase("G", "generator", ("G",)))
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
@@ -166,7 +218,8 @@ class G3ANObjective(Objective):
     def begin_step(self, ctx: StepContext) -> None:
         G = self.G
         num_frames = ctx.real.shape[2]
-        latents = ctx.latents(G, num_frames)
+        pair = G.appearance_latent if self.appearance_consistency else None
+        latents = ctx.latents(G, num_frames, pair=pair)
         y_fake = ctx.local(lambda n: torch.randint(G.num_classes, (n,), generator=ctx.rng)) if G.num_classes else None
         ctx.cache["y_fake"] = y_fake
         ctx.cache["y_real"] = ctx.labels if G.num_classes else None
@@ -198,7 +251,12 @@ class G3ANObjective(Objective):
             return loss_v + loss_i, stats
         out = self.D(self._shown(c["fake"], ctx, "fake"), c["y_fake"], c["fake_frame"])
         loss_v, loss_i = bce(out["video"], 1.0), bce(out["image"], 1.0)
-        return loss_v + loss_i, {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
+        stats = {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
+        if not self.appearance_consistency:
+            return loss_v + loss_i, stats
+        gap = appearance_gap(c["fake"], ctx.local_pairs().to(c["fake"].device), self.appearance_margin)
+        stats["loss/G_appearance_gap"] = gap
+        return loss_v + loss_i + self.appearance_consistency * gap, stats
 
 
 def trainable(module: nn.Module, flag: bool) -> None:
