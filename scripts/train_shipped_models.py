@@ -248,6 +248,8 @@ def write_docs(cards: list[dict], path: Path) -> None:
              "  `temporal_appearance_consistency`: the appearance code holds the subject across motions and frames;",
              "- `conditional_accuracy` against the evaluator's accuracy on real clips and chance (1 / number of",
              "  classes): how often a sample shows the class it was asked for.", "",
+             "How the synth-actions model changes the subject with some motion codes, and a training option",
+             "that reduces it at a cost in FID: docs/training.md, \"Identity across motion\".", "",
              "In short:", ""]  # fmt: skip
     for c in cards:
         fid_key = next(k for k in c["metrics"] if k.startswith("fid"))
