@@ -4,7 +4,7 @@ For a checkpoint (a shipped model's name, an export, a training checkpoint or a 
 pairs of generated videos that share the appearance code and differ in the motion code (and, for a
 conditional model, in the class), and pairs of real clips of the same subject in two different videos of
 the dataset (another action, as the dataset's subjects have one background and one set of clothes). For
-each pair it computes the appearance gap of ``g3an.train.objectives.appearance_gap`` (time-averaged colour
+each pair it computes the appearance gap of ``g3an.train.objectives.pair_gaps`` (time-averaged colour
 and texture energy on a 4x4 grid, mean squared difference) and prints the quantiles of both, and the share
 of pairs above a threshold. Real pairs show how much the same subject's coarse look varies with the action;
 generated pairs far above that are a motion code changing the subject (a green or brick background).
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 
 
-def pair_gaps(videos: torch.Tensor) -> np.ndarray:
+def gaps_of_pairs(videos: torch.Tensor) -> np.ndarray:
     """Appearance gap of each pair ``(2i, 2i + 1)`` of ``(2P, C, T, H, W)`` videos in [-1, 1]: ``(P,)``."""
-    from g3an.train.objectives import appearance_gap
+    from g3an.train.objectives import pair_gaps
 
-    return np.array([appearance_gap(videos[i : i + 2], torch.tensor([0])).item() for i in range(0, len(videos), 2)])
+    return pair_gaps(videos, torch.arange(0, len(videos), 2)).numpy()
 
 
 def real_pairs(data: str, pairs: int, num_frames: int, resolution: int, seed: int) -> torch.Tensor:
@@ -54,11 +54,11 @@ def real_pairs(data: str, pairs: int, num_frames: int, resolution: int, seed: in
 def fake_pairs(G: torch.nn.Module, pairs: int, seed: int) -> torch.Tensor:
     """``2 * pairs`` generated videos; videos ``2i`` and ``2i + 1`` share the appearance code."""
     from g3an.models.base import sample_labels
+    from g3an.train.objectives import share_in_pairs
 
     gen = torch.Generator().manual_seed(seed)
     latents = G.sample_latents(2 * pairs, generator=gen)
-    name = G.appearance_latent
-    latents[name] = latents[name][torch.arange(2 * pairs) // 2 * 2]
+    latents[G.appearance_latent] = share_in_pairs(latents[G.appearance_latent])
     y = sample_labels(G.num_classes, 2 * pairs, gen)
     out = []
     with torch.no_grad():
@@ -95,8 +95,8 @@ def main() -> None:
     real = real_pairs(args.data, args.pairs, fake.shape[2], fake.shape[-1], args.seed)
     which = "raw" if args.no_ema else "EMA"
     print(f"{args.checkpoint} ({which} generator), {args.pairs} pairs of each kind, appearance gap per pair:")
-    print("real, same subject, two videos:  ", summary(pair_gaps(real), args.threshold))
-    print("generated, same appearance code: ", summary(pair_gaps(fake), args.threshold))
+    print("real, same subject, two videos:  ", summary(gaps_of_pairs(real), args.threshold))
+    print("generated, same appearance code: ", summary(gaps_of_pairs(fake), args.threshold))
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ class StepContext:
         """
         full = generator.sample_latents(self.batch * self.world, num_frames, generator=self.rng, device="cpu")
         if pair is not None:
-            full[pair] = full[pair][torch.arange(len(full[pair])) // 2 * 2]
+            full[pair] = share_in_pairs(full[pair])
         return {k: v[self.rank * self.batch : (self.rank + 1) * self.batch].to(self.device) for k, v in full.items()}
 
     def local_pairs(self) -> torch.Tensor:
@@ -160,17 +160,24 @@ def appearance_descriptor(videos: torch.Tensor, grid: int = 4) -> torch.Tensor:
     return torch.cat([colour, F.adaptive_avg_pool2d(energy, grid).add(1e-4).sqrt()], 1)
 
 
-def appearance_gap(videos: torch.Tensor, first: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """How far the looks of videos ``first`` and ``first + 1`` differ, beyond ``margin``.
+def share_in_pairs(codes: torch.Tensor) -> torch.Tensor:
+    """``codes`` with row ``2i + 1`` replaced by row ``2i``: pairs of rows that share the code."""
+    return codes[torch.arange(len(codes), device=codes.device) // 2 * 2]
 
-    A pair's gap is the mean squared difference of its two :func:`appearance_descriptor` maps; the value is the
-    mean over pairs of ``max(0, gap - margin)`` (0 without pairs).
-    """
+
+def pair_gaps(videos: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """Gap of each pair ``(first[k], first[k] + 1)``: mean squared difference of their
+    :func:`appearance_descriptor` maps, ``(len(first),)``."""
     looks = appearance_descriptor(videos)
+    return (looks[first] - looks[first + 1]).pow(2).flatten(1).mean(1)
+
+
+def appearance_gap(videos: torch.Tensor, first: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Mean over the pairs ``(first[k], first[k] + 1)`` of ``max(0, gap - margin)`` (:func:`pair_gaps`; 0 without
+    pairs)."""
     if len(first) == 0:
-        return looks.sum() * 0.0
-    gaps = (looks[first] - looks[first + 1]).pow(2).flatten(1).mean(1)
-    return (gaps - margin).clamp(min=0).mean()
+        return videos.float().sum() * 0.0
+    return (pair_gaps(videos, first) - margin).clamp(min=0).mean()
 
 
 def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
