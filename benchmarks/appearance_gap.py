@@ -5,15 +5,23 @@ pairs of generated videos that share the appearance code and differ in the motio
 conditional model, in the class), and pairs of real clips of the same subject in two different videos of
 the dataset (another action, as the dataset's subjects have one background and one set of clothes). For
 each pair it computes the appearance gap of ``g3an.train.objectives.pair_gaps`` (time-averaged colour
-and texture energy on a 4x4 grid, mean squared difference) and prints the quantiles of both, and the share
-of pairs above a threshold. Real pairs show how much the same subject's coarse look varies with the action;
-generated pairs far above that are a motion code changing the subject (a green or brick background).
+and texture energy on a 4x4 grid, mean squared difference) and the colour shift of
+``g3an.train.objectives.pair_colour_shifts`` (the share of the colour histogram that differs, wherever the
+colours are: it sees a shirt of another colour that is too small to move the grid), and prints the
+quantiles of both kinds of pair, and the share of pairs above a threshold. Real pairs show how much the
+same subject's coarse look varies with the action; generated pairs far above that are a motion code
+changing the subject (a green or brick background, a shirt of another colour).
 
 The embedded evaluator's appearance heads (docs/metrics.md 12.3) see the background's kind and the clothes'
 colours but not its texture; this sees both, at the price of knowing nothing about which pixels are which.
 
     python benchmarks/appearance_gap.py synth-actions --data runs/shipped/data/synth-actions-32
     python benchmarks/appearance_gap.py runs/x/checkpoints/step-00003000.pt --data DIR --pairs 256
+    python benchmarks/appearance_gap.py synth-actions --data DIR --heads actions   # and mode dropping
+
+``--heads actions`` (or ``faces``) adds how often the embedded evaluator's appearance heads name each
+value (each background, shirt colour, ...) on real clips and on generated videos: a generator that keeps
+its subjects under motion by no longer making some of them (mode dropping) shows it there.
 """
 
 from __future__ import annotations
@@ -25,11 +33,12 @@ import numpy as np
 import torch
 
 
-def gaps_of_pairs(videos: torch.Tensor) -> np.ndarray:
-    """Appearance gap of each pair ``(2i, 2i + 1)`` of ``(2P, C, T, H, W)`` videos in [-1, 1]: ``(P,)``."""
-    from g3an.train.objectives import pair_gaps
+def gaps_of_pairs(videos: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Appearance gap and colour shift of each pair ``(2i, 2i + 1)`` of ``(2P, C, T, H, W)`` videos in [-1, 1]."""
+    from g3an.train.objectives import pair_colour_shifts, pair_gaps
 
-    return pair_gaps(videos, torch.arange(0, len(videos), 2)).numpy()
+    first = torch.arange(0, len(videos), 2)
+    return pair_gaps(videos, first).numpy(), pair_colour_shifts(videos, first).numpy()
 
 
 def real_pairs(data: str, pairs: int, num_frames: int, resolution: int, seed: int) -> torch.Tensor:
@@ -51,21 +60,56 @@ def real_pairs(data: str, pairs: int, num_frames: int, resolution: int, seed: in
     return torch.stack(clips)
 
 
-def fake_pairs(G: torch.nn.Module, pairs: int, seed: int) -> torch.Tensor:
-    """``2 * pairs`` generated videos; videos ``2i`` and ``2i + 1`` share the appearance code."""
+def fake_videos(G: torch.nn.Module, n: int, seed: int, paired: bool = True) -> torch.Tensor:
+    """``n`` generated videos; with ``paired``, videos ``2i`` and ``2i + 1`` share the appearance code."""
     from g3an.models.base import sample_labels
     from g3an.train.objectives import share_in_pairs
 
     gen = torch.Generator().manual_seed(seed)
-    latents = G.sample_latents(2 * pairs, generator=gen)
-    latents[G.appearance_latent] = share_in_pairs(latents[G.appearance_latent])
-    y = sample_labels(G.num_classes, 2 * pairs, gen)
+    latents = G.sample_latents(n, generator=gen)
+    if paired:
+        latents[G.appearance_latent] = share_in_pairs(latents[G.appearance_latent])
+    y = sample_labels(G.num_classes, n, gen)
     out = []
     with torch.no_grad():
-        for i in range(0, 2 * pairs, 32):
+        for i in range(0, n, 32):
             part = {k: v[i : i + 32] for k, v in latents.items()}
             out.append(G(**part, y=None if y is None else y[i : i + 32]).float())
     return torch.cat(out)
+
+
+def real_clips(data: str, n: int, num_frames: int, resolution: int, seed: int) -> torch.Tensor:
+    """``n`` clips of distinct videos of the dataset, drawn at random."""
+    from g3an.data.loader import ClipDataset
+
+    ds = ClipDataset(data, num_frames=num_frames, steps=(1,), size=resolution, seed=seed)
+    picks = np.random.default_rng(seed).choice(len(ds.indices), size=min(n, len(ds.indices)), replace=False)
+    return torch.stack([ds[(0, int(k))]["video"] for k in picks])
+
+
+def head_coverage(evaluator_name: str, real: torch.Tensor, fake: torch.Tensor) -> list[str]:
+    """Lines comparing how often the evaluator's appearance heads name each value, real against generated.
+
+    A generator that drops a background or a shirt colour (mode dropping) shows it here: a value with a
+    real share of several percent and a generated share near 0. ``tv`` is the total variation distance of
+    the two shares (0 the same, 1 disjoint)."""
+    from g3an.metrics.embedded import factor_values, load_evaluator
+
+    evaluator = load_evaluator(evaluator_name)
+    values = factor_values(evaluator_name)
+    outs = {"real": evaluator.predict(real), "generated": evaluator.predict(fake)}
+    lines = [f"appearance heads of the embedded {evaluator_name} evaluator, share of each value "
+             f"({len(real)} real clips, {len(fake)} generated videos with independent codes):"]  # fmt: skip
+    for head, names in values.items():
+        shares = {k: np.bincount(o.factor_logits[head].argmax(1).numpy(), minlength=len(names)) / len(o.class_logits)
+                  for k, o in outs.items()}  # fmt: skip
+        tv = np.abs(shares["real"] - shares["generated"]).sum() / 2
+        missing = [n for n, r, g in zip(names, shares["real"], shares["generated"]) if r >= 0.05 and g < 0.01]
+        dropped = ", ".join(missing) or "-"
+        lines.append(f"  {head}: tv {tv:.2f}; never generated (real >= 5%, generated < 1%): {dropped}")
+        for k, share in shares.items():
+            lines.append(f"    {k:9s} " + " ".join(f"{n} {v:.2f}" for n, v in zip(names, share)))
+    return lines
 
 
 def summary(gaps: np.ndarray, threshold: float) -> str:
@@ -81,8 +125,16 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="prepared dataset with subjects (the real pairs)")
     parser.add_argument("--pairs", type=int, default=128, help="pairs of each kind")
     parser.add_argument("--threshold", type=float, default=0.01, help="report the share of pairs above this gap")
+    parser.add_argument("--colour-threshold", type=float, default=0.05,
+                        help="report the share of pairs whose colour shift is above this")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ema", action="store_true", help="the raw generator instead of its EMA")
+    parser.add_argument(
+        "--heads",
+        choices=("actions", "faces"),
+        help="also compare the embedded evaluator's appearance heads on real and generated videos",
+    )
+    parser.add_argument("--heads-n", type=int, default=512, help="videos of each kind for --heads")  # fmt: skip
     args = parser.parse_args()
 
     from g3an.sample import load_for_sampling
@@ -91,12 +143,21 @@ def main() -> None:
     G.eval()
     if G.appearance_latent is None:
         raise SystemExit(f"{args.checkpoint}: the generator has no appearance code to share")
-    fake = fake_pairs(G, args.pairs, args.seed)
+    fake = fake_videos(G, 2 * args.pairs, args.seed)
     real = real_pairs(args.data, args.pairs, fake.shape[2], fake.shape[-1], args.seed)
     which = "raw" if args.no_ema else "EMA"
+    measured = {"real, same subject, two videos:  ": gaps_of_pairs(real),
+                "generated, same appearance code: ": gaps_of_pairs(fake)}  # fmt: skip
     print(f"{args.checkpoint} ({which} generator), {args.pairs} pairs of each kind, appearance gap per pair:")
-    print("real, same subject, two videos:  ", summary(gaps_of_pairs(real), args.threshold))
-    print("generated, same appearance code: ", summary(gaps_of_pairs(fake), args.threshold))
+    for name, (gaps, _) in measured.items():
+        print(name, summary(gaps, args.threshold))
+    print("colour shift per pair (total variation of the colour histograms, 0..1):")
+    for name, (_, shifts) in measured.items():
+        print(name, summary(shifts, args.colour_threshold))
+    if args.heads:
+        many = fake_videos(G, args.heads_n, args.seed + 1, paired=False)
+        clips = real_clips(args.data, args.heads_n, many.shape[2], many.shape[-1], args.seed)
+        print("\n".join(head_coverage(args.heads, clips, many)))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,27 @@ def test_eval_cli_disentangle_and_embedded_fid(actions, tmp_path) -> None:
                             "disentangle/class_agreement_under_appearance", "disentangle/conditional_accuracy",
                             "disentangle/temporal_appearance_consistency"}  # fmt: skip
     assert all(0 <= r["value"] <= 1 for k, r in records.items() if k.startswith("disentangle/"))
+
+
+def test_appearance_gap_diagnostic_sees_same_subject_pairs_and_dropped_backgrounds(actions) -> None:
+    """``benchmarks/appearance_gap.py``: two videos of one subject have a small gap and colour shift, two
+    subjects a large one; the head comparison finds nothing missing in the real clips themselves and names
+    the backgrounds a one-subject "generator" never makes."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "appearance_gap.py"
+    spec = importlib.util.spec_from_file_location("appearance_gap", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    clips = _videos(actions)[:, :, :16]
+    subjects = [actions.videos[i].subject for i in range(len(actions))]
+    same = next(i for i in range(1, len(actions)) if subjects[i] == subjects[0])
+    other = next(i for i in range(1, len(actions)) if subjects[i] != subjects[0])
+    gaps, shifts = script.gaps_of_pairs(clips[[0, same, 0, other]])
+    assert gaps[0] < gaps[1] and shifts[0] < 0.1 < shifts[1]
+    lines = script.head_coverage("actions", clips, clips)
+    assert all("tv 0.00; never generated (real >= 5%, generated < 1%): -" in line for line in lines if ": tv" in line)
+    lines = script.head_coverage("actions", clips, clips[[0] * 8])
+    background = actions.videos[0].factors["background"]
+    dropped = next(line for line in lines if line.startswith("  background:")).split(": ")[-1].split(", ")
+    assert background not in dropped and len(dropped) >= 3

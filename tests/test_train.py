@@ -232,6 +232,55 @@ def test_appearance_consistency_pairs_fakes_by_appearance_and_penalises_their_co
         TrainConfig.from_dict({"model": "vgan", "appearance_consistency": 1.0, "data": "x"})
 
 
+def test_colour_consistency_penalises_colours_that_change_with_motion_not_their_place(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+    from g3an.train.objectives import appearance_gap, colour_histogram, pair_colour_shifts
+
+    # the histogram: rows sum to 1, a colour on a bin centre fills that one bin, one between two centres
+    # splits its weight, and gradients reach the pixels
+    grey = torch.zeros(1, 3, 2, 4, 4)  # 0 is bin 2.5 of 6 in every channel: 8 bins of 1/8
+    hist = colour_histogram(grey)
+    assert torch.allclose(hist.sum(1), torch.ones(1)) and torch.allclose(hist[hist > 0], torch.full((8,), 0.125))
+    assert colour_histogram(torch.full((1, 3, 2, 4, 4), 0.2)).max() == 1  # (0.2 + 1) * 2.5 = 3: a bin centre
+    # a figure that moves shifts nothing; a figure in other clothes shifts its share of the pixels
+    scene = torch.full((3, 3, 4, 16, 16), -0.6)
+    scene[0, :, :, 2:6, 2:4] = 0.6
+    scene[1, :, :, 9:13, 10:12] = 0.6  # the same figure elsewhere
+    scene[2, :, :, 2:6, 2:4] = 0.6
+    scene[2, 0, :, 2:6, 2:4] = -0.6  # its shirt in another colour
+    shifts = pair_colour_shifts(scene[[0, 1, 0, 2]], torch.tensor([0, 2]))
+    torch.testing.assert_close(shifts, torch.tensor([0.0, 8 / 256]))
+    torch.testing.assert_close(appearance_gap(scene[[0, 1, 0, 2]], torch.tensor([0, 2]), 0.01, pair_colour_shifts),
+                               torch.tensor((8 / 256 - 0.01) / 2))  # fmt: skip
+    video = (torch.rand(2, 3, 4, 8, 8) * 2 - 1).requires_grad_(True)
+    pair_colour_shifts(video, torch.tensor([0])).sum().backward()
+    assert video.grad is not None and video.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="RGB"):
+        colour_histogram(torch.zeros(1, 1, 2, 4, 4))
+    # in the step: pairs as with appearance_consistency, the term logged and weighted, alone or with the other
+    for both in (False, True):
+        weights = {"colour_consistency": 3.0, "colour_margin": 0.0, "appearance_consistency": 2.0 if both else 0.0}
+        trainer = Trainer(_cfg(threads=1, **weights), tmp_path / f"colour{both}", TinyClips(), False)
+        step = StepContext(real=torch.zeros(4, 3, 16, 32, 32), labels=None, rng=torch.Generator().manual_seed(0),
+                           rank=0, world=1, step=0, device=torch.device("cpu"))  # fmt: skip
+        with torch.no_grad():
+            trainer.objective.begin_step(step)
+            loss, stats = trainer.objective.loss(trainer.objective.phases[1], step)
+        fake, first = step.cache["fake"], torch.tensor([0, 2])
+        assert not torch.equal(fake[0], fake[1])  # one z_a, two motion codes
+        shift = pair_colour_shifts(fake, first).mean()
+        torch.testing.assert_close(stats["loss/G_colour_shift"], shift)
+        expected = stats["loss/G"] + 3.0 * shift + (2.0 * stats["loss/G_appearance_gap"] if both else 0.0)
+        assert ("loss/G_appearance_gap" in stats) == both
+        torch.testing.assert_close(loss, expected)
+    for bad in (-1.0, float("nan"), "x"):
+        for name in ("colour_consistency", "colour_margin"):
+            with pytest.raises(ValueError, match=name):
+                _cfg(**{name: bad})
+    with pytest.raises(ValueError, match=r"colour_consistency.*tgan"):
+        TrainConfig.from_dict({"model": "tgan", "colour_consistency": 1.0, "data": "x"})
+
+
 def test_boundary_frames_diagnostic_sees_d_v_fall_off_at_the_clip_ends() -> None:
     import importlib.util
 

@@ -203,6 +203,8 @@ class Trainer:
             time_roll=cfg.d_time_roll,
             appearance_consistency=cfg.appearance_consistency,
             appearance_margin=cfg.appearance_margin,
+            colour_consistency=cfg.colour_consistency,
+            colour_margin=cfg.colour_margin,
         )
         self.optimizers = self.objective.build_optimizers(cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from g3an.models.base import VideoDiscriminator, VideoGenerator
-from g3an.train.config import OptimConfig
+from g3an.train.config import OptimConfig, TrainConfig
 
 __all__ = ["OBJECTIVES", "G3ANObjective", "Objective", "Phase", "StepContext", "register_objective"]
 
@@ -99,10 +99,13 @@ class Objective:
     supports_appearance_consistency: ClassVar[bool] = False
 
     def __init__(self, generator: VideoGenerator, discriminator: VideoDiscriminator, time_roll: float = 0.0,
-                 appearance_consistency: float = 0.0, appearance_margin: float = 0.0) -> None:  # fmt: skip
+                 appearance_consistency: float = 0.0,
+                 appearance_margin: float = TrainConfig.appearance_margin, colour_consistency: float = 0.0,
+                 colour_margin: float = TrainConfig.colour_margin) -> None:  # fmt: skip
         self.G, self.D = generator, discriminator  # TrainConfig refuses the options where they are not supported
         self.time_roll = time_roll
         self.appearance_consistency, self.appearance_margin = appearance_consistency, appearance_margin
+        self.colour_consistency, self.colour_margin = colour_consistency, colour_margin
 
     def build_optimizers(self, optim: OptimConfig) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
@@ -160,6 +163,40 @@ def appearance_descriptor(videos: torch.Tensor, grid: int = 4) -> torch.Tensor:
     return torch.cat([colour, F.adaptive_avg_pool2d(energy, grid).add(1e-4).sqrt()], 1)
 
 
+def colour_histogram(videos: torch.Tensor, bins: int = 6) -> torch.Tensor:
+    """The colours of ``(B, 3, T, H, W)`` videos in ``[-1, 1]``, wherever they are: a soft histogram, ``(B, bins**3)``.
+
+    Every pixel of every frame spreads its weight over the 8 bins around its colour (trilinear weights, so
+    the histogram is differentiable in the pixels); each row sums to 1. It does not see where a colour is, so
+    a figure moving across a fixed background leaves it almost unchanged, while a shirt, skin or background
+    of another colour moves mass between bins.
+    """
+    b, c = videos.shape[:2]
+    if c != 3:
+        raise ValueError(f"colour_histogram: expected RGB videos (B, 3, T, H, W), got {tuple(videos.shape)}")
+    x = (videos.float().clamp(-1, 1) + 1) * ((bins - 1) / 2)
+    x = x.flatten(2)  # (B, 3, P)
+    low = x.floor().clamp(max=bins - 2)
+    frac = x - low
+    hist = x.new_zeros(b, bins**3)
+    for corner in range(8):
+        up = [(corner >> k) & 1 for k in range(3)]
+        weight = torch.ones_like(frac[:, 0])
+        index = torch.zeros_like(low[:, 0])
+        for k in range(3):
+            weight = weight * (frac[:, k] if up[k] else 1 - frac[:, k])
+            index = index * bins + low[:, k] + up[k]
+        hist = hist.scatter_add(1, index.long(), weight)
+    return hist / x.shape[-1]
+
+
+def pair_colour_shifts(videos: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """Colour shift of each pair ``(first[k], first[k] + 1)``: the total variation distance of their
+    :func:`colour_histogram` (the share of the pixels' colour mass that differs, 0..1), ``(len(first),)``."""
+    hist = colour_histogram(videos)
+    return (hist[first] - hist[first + 1]).abs().sum(1) / 2
+
+
 def share_in_pairs(codes: torch.Tensor) -> torch.Tensor:
     """``codes`` with row ``2i + 1`` replaced by row ``2i``: pairs of rows that share the code."""
     return codes[torch.arange(len(codes), device=codes.device) // 2 * 2]
@@ -172,12 +209,16 @@ def pair_gaps(videos: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     return (looks[first] - looks[first + 1]).pow(2).flatten(1).mean(1)
 
 
-def appearance_gap(videos: torch.Tensor, first: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """Mean over the pairs ``(first[k], first[k] + 1)`` of ``max(0, gap - margin)`` (:func:`pair_gaps`; 0 without
-    pairs)."""
+PairMeasure = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def appearance_gap(videos: torch.Tensor, first: torch.Tensor, margin: float = 0.0,
+                   measure: PairMeasure = pair_gaps) -> torch.Tensor:  # fmt: skip
+    """Mean over the pairs ``(first[k], first[k] + 1)`` of ``max(0, measure - margin)`` (``measure`` is
+    :func:`pair_gaps` or :func:`pair_colour_shifts`; 0 without pairs)."""
     if len(first) == 0:
         return videos.float().sum() * 0.0
-    return (pair_gaps(videos, first) - margin).clamp(min=0).mean()
+    return (measure(videos, first) - margin).clamp(min=0).mean()
 
 
 def adam(params: Any, lr: float, betas: tuple[float, float], weight_decay: float = 0.0) -> torch.optim.Adam:
@@ -203,7 +244,8 @@ class G3ANObjective(Objective):
     With ``appearance_consistency`` w > 0 (not in the paper), the fakes come in pairs that share z_a and
     differ in z_m and class, and the generator's loss gains ``w *`` :func:`appearance_gap` of the pairs
     (beyond ``appearance_margin``): the coarse colours and textures must not depend on the motion
-    (docs/training.md).
+    (docs/training.md). ``colour_consistency`` does the same with the pairs' :func:`pair_colour_shifts`
+    (beyond ``colour_margin``): the colours present anywhere in the video, clothes and skin included.
     """
 
     supports_time_roll = True
@@ -225,7 +267,7 @@ class G3ANObjective(Objective):
     def begin_step(self, ctx: StepContext) -> None:
         G = self.G
         num_frames = ctx.real.shape[2]
-        pair = G.appearance_latent if self.appearance_consistency else None
+        pair = G.appearance_latent if self.appearance_consistency or self.colour_consistency else None
         latents = ctx.latents(G, num_frames, pair=pair)
         y_fake = ctx.local(lambda n: torch.randint(G.num_classes, (n,), generator=ctx.rng)) if G.num_classes else None
         ctx.cache["y_fake"] = y_fake
@@ -259,11 +301,15 @@ class G3ANObjective(Objective):
         out = self.D(self._shown(c["fake"], ctx, "fake"), c["y_fake"], c["fake_frame"])
         loss_v, loss_i = bce(out["video"], 1.0), bce(out["image"], 1.0)
         stats = {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
-        if not self.appearance_consistency:
-            return loss_v + loss_i, stats
-        gap = appearance_gap(c["fake"], ctx.local_pairs().to(c["fake"].device), self.appearance_margin)
-        stats["loss/G_appearance_gap"] = gap
-        return loss_v + loss_i + self.appearance_consistency * gap, stats
+        loss = loss_v + loss_i
+        terms = (("appearance_gap", self.appearance_consistency, self.appearance_margin, pair_gaps),
+                 ("colour_shift", self.colour_consistency, self.colour_margin, pair_colour_shifts))  # fmt: skip
+        for name, weight, margin, measure in terms:
+            if weight:
+                gap = appearance_gap(c["fake"], ctx.local_pairs().to(c["fake"].device), margin, measure)
+                stats[f"loss/G_{name}"] = gap
+                loss = loss + weight * gap
+        return loss, stats
 
 
 def trainable(module: nn.Module, flag: bool) -> None:
