@@ -93,7 +93,7 @@ class Objective:
     #: training-data settings of the original recipe, used when the run does not set them
     data_defaults: ClassVar[dict[str, Any]] = {"batch_size": 16, "time_steps": (1, 2, 3, 4)}
 
-    #: whether the ``d_time_roll`` and ``appearance_consistency`` training options are supported
+    #: whether the ``d_time_roll`` and ``appearance_consistency`` / ``colour_consistency`` options are supported
     #: (:class:`~g3an.train.config.TrainConfig` checks)
     supports_time_roll: ClassVar[bool] = False
     supports_appearance_consistency: ClassVar[bool] = False
@@ -302,11 +302,14 @@ class G3ANObjective(Objective):
         loss_v, loss_i = bce(out["video"], 1.0), bce(out["image"], 1.0)
         stats = {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
         loss = loss_v + loss_i
+        if not (self.appearance_consistency or self.colour_consistency):
+            return loss, stats
         terms = (("appearance_gap", self.appearance_consistency, self.appearance_margin, pair_gaps),
                  ("colour_shift", self.colour_consistency, self.colour_margin, pair_colour_shifts))  # fmt: skip
+        first = ctx.local_pairs().to(c["fake"].device)
         for name, weight, margin, measure in terms:
             if weight:
-                gap = appearance_gap(c["fake"], ctx.local_pairs().to(c["fake"].device), margin, measure)
+                gap = appearance_gap(c["fake"], first, margin, measure)
                 stats[f"loss/G_{name}"] = gap
                 loss = loss + weight * gap
         return loss, stats
