@@ -132,12 +132,22 @@ def main() -> None:
     parser.add_argument(
         "--heads",
         choices=("actions", "faces"),
-        help="also compare the embedded evaluator's appearance heads on real and generated videos",
+        help="also compare the embedded evaluator's appearance heads on real and generated videos "
+        "(the evaluator of the dataset --data was made by; another is refused)",
     )
     parser.add_argument("--heads-n", type=int, default=512, help="videos of each kind for --heads")  # fmt: skip
     args = parser.parse_args()
 
+    from g3an.data.format import open_dataset
     from g3an.sample import load_for_sampling
+
+    if args.heads:  # the heads name the values of one generator's factors: refuse another dataset's evaluator
+        made_by = str(open_dataset(args.data).attributes.get("generator", ""))
+        if made_by != f"synth-{args.heads}":
+            parser.error(
+                f"--heads {args.heads}: {args.data} was not made by g3an data synth {args.heads} "
+                f"(its generator: {made_by or 'none recorded'})"
+            )
 
     G = load_for_sampling(args.checkpoint, ema=not args.no_ema).generator
     G.eval()

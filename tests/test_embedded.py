@@ -247,3 +247,10 @@ def test_appearance_gap_diagnostic_sees_same_subject_pairs_and_dropped_backgroun
     background = actions.videos[0].factors["background"]
     dropped = next(line for line in lines if line.startswith("  background:")).split(": ")[-1].split(", ")
     assert background not in dropped and len(dropped) >= 3
+    # the faces evaluator's heads name nothing of an actions clip: refused before any checkpoint is read
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, str(path), "no-such.pt", "--data", str(actions.path), "--heads", "faces"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 2 and "was not made by g3an data synth faces (its generator: synth-actions)" in run.stderr
