@@ -20,6 +20,10 @@ the card adds both stages' steps and time and lists both training commands.
 
     python scripts/train_shipped_models.py --datasets actions --finetune-steps 12000 \
         --finetune-overrides "d_time_roll=0.5 threads=2"
+
+``--finetune-name NAME`` makes a named stage (its base in ``WORK/base-NAME/``, its run
+``WORK/runs/finetune-DATASET-NAME``), so stages chain: each continues the export the previous one left, and
+the card lists every stage's command.
 """
 
 from __future__ import annotations
@@ -128,9 +132,13 @@ def ship(dataset: str, work: Path, steps: int, eval_n: int, seed: int, note: str
 
 
 def finetune(dataset: str, work: Path, steps: int, overrides: list[str], eval_n: int, seed: int,
-             note: str = "") -> dict:  # fmt: skip
-    """Continue the shipped model: fine-tune a kept copy of it (its first stage) for ``steps`` steps."""
-    base_dir = work / "base"
+             note: str = "", name: str = "", run_seed: int | None = None) -> dict:  # fmt: skip
+    """Continue the shipped model: fine-tune a kept copy of it (the stages before) for ``steps`` steps.
+
+    ``name`` names the stage (its base copy and run directory), so several fine-tuning stages can follow one
+    another; ``run_seed`` is the stage's training seed (default ``seed + 1``)."""
+    suffix = f"-{name}" if name else ""
+    base_dir = work / f"base{suffix}"
     base_dir.mkdir(parents=True, exist_ok=True)
     base_file = base_dir / f"{STEM[dataset]}.safetensors"
     if not base_file.is_file():  # kept once: later exports overwrite the shipped file, not the base
@@ -140,19 +148,22 @@ def finetune(dataset: str, work: Path, steps: int, overrides: list[str], eval_n:
     if hashlib.sha256(base_file.read_bytes()).hexdigest() != base["sha256"]:
         raise SystemExit(f"{base_file}: does not match its card {base_dir / STEM[dataset]}.json")
     data, _ = prepare_data(dataset, work, seed)
-    run_dir = work / "runs" / f"finetune-{dataset}"
+    run_dir = work / "runs" / f"finetune-{dataset}{suffix}"
     train_cmd = g3an("train", "--data", str(data), "--out", str(run_dir), "--steps", str(steps), "--seed",
-                     str(seed + 1), *TRAIN_OPTIONS, *TRAIN_OVERRIDES, f"model.num_classes={CLASSES[dataset]}",
-                     f"init={base_file}", *overrides)  # fmt: skip
+                     str(seed + 1 if run_seed is None else run_seed), *TRAIN_OPTIONS, *TRAIN_OVERRIDES,
+                     f"model.num_classes={CLASSES[dataset]}", f"init={base_file}", *overrides)  # fmt: skip
     last = train_or_resume(run_dir, train_cmd, steps)
-    cmds = {"data": base["commands"]["data"], "train": base["commands"]["train"],
-            "finetune": shown(train_cmd)}  # fmt: skip
-    return publish(dataset, work, data, run_dir, last, cmds, eval_n, seed, note, base={**base, "overrides": overrides})
+    # the training commands of the stages before (not their export and evaluation), then this stage's
+    cmds = {k: v for k, v in base["commands"].items() if k == "data" or k == "train" or k.startswith("finetune")}
+    cmds[f"finetune{suffix}"] = shown(train_cmd)
+    return publish(dataset, work, data, run_dir, last, cmds, eval_n, seed, note,
+                   base={**base, "overrides": overrides}, stage_cmd=shown(train_cmd))  # fmt: skip
 
 
 def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmds: dict[str, str], eval_n: int,
-            seed: int, note: str, base: dict | None = None) -> dict:  # fmt: skip
-    """Export ``last`` into the package, evaluate it, write its card (``base``: the stage it continued)."""
+            seed: int, note: str, base: dict | None = None, stage_cmd: str | None = None) -> dict:  # fmt: skip
+    """Export ``last`` into the package, evaluate it, write its card (``base``: the card of the stages it
+    continued; ``stage_cmd``: this stage's training command, default ``cmds["train"]``)."""
     out = ASSETS / f"{STEM[dataset]}.safetensors"
     export_cmd = g3an("export", str(last), "--out", str(out), "--with-discriminator")
     cmds["export"] = shown(export_cmd)
@@ -180,7 +191,7 @@ def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmd
     last_step = int(load_checkpoint(last)["counters"]["step"])
     seconds, fastest, slowest = train_seconds(run_dir, last_step)
     config = json.loads((run_dir / "config.json").read_text())
-    stages = [{"steps": last_step, "train_seconds": round(seconds), "command": cmds.get("finetune", cmds["train"]),
+    stages = [{"steps": last_step, "train_seconds": round(seconds), "command": stage_cmd or cmds["train"],
                "note": note}]  # fmt: skip
     if base is not None:  # a fine-tuning stage: the card counts both
         first = [{"steps": base["steps"], "train_seconds": base["train_seconds"], "command": base["commands"]["train"],
@@ -329,15 +340,25 @@ def main() -> None:
         default="d_time_roll=0.5",
         help="KEY=VALUE training options of the fine-tuning, space-separated",
     )
+    parser.add_argument(
+        "--finetune-name",
+        default="",
+        help="name of the fine-tuning stage (its base copy and run directory), so stages can follow one another",
+    )
+    parser.add_argument(
+        "--finetune-seed", type=int, default=None, help="seed of the fine-tuning run (default --seed + 1)"
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")
     args = parser.parse_args()
+    if args.finetune_name and not args.finetune_name.replace("-", "").replace("_", "").isalnum():
+        parser.error(f"--finetune-name: use letters, digits, '-' and '_', not {args.finetune_name!r}")
     t0 = time.time()
     for d in args.datasets.split(","):
         if d not in CLASSES:
             parser.error(f"--datasets: unknown dataset {d!r} (actions, faces)")
         if args.finetune_steps:
             finetune(d, args.work, args.finetune_steps, args.finetune_overrides.split(), args.eval_n, args.seed,
-                     args.note)  # fmt: skip
+                     args.note, args.finetune_name, args.finetune_seed)  # fmt: skip
         else:
             ship(d, args.work, args.steps, args.eval_n, args.seed, args.note)
     cards = [json.loads(p.read_text()) for p in sorted(ASSETS.glob("*.json"))]
