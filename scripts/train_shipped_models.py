@@ -137,25 +137,25 @@ def finetune(dataset: str, work: Path, steps: int, overrides: list[str], eval_n:
 
     ``name`` names the stage (its base copy and run directory), so several fine-tuning stages can follow one
     another; ``run_seed`` is the stage's training seed (default ``seed + 1``)."""
-    suffix = f"-{name}" if name else ""
-    base_dir = work / f"base{suffix}"
+    stage = f"-{name}" if name else ""
+    base_dir = work / f"base{stage}"
     base_dir.mkdir(parents=True, exist_ok=True)
     base_file = base_dir / f"{STEM[dataset]}.safetensors"
     if not base_file.is_file():  # kept once: later exports overwrite the shipped file, not the base
-        for suffix in (".json", ".safetensors"):
-            (base_dir / f"{STEM[dataset]}{suffix}").write_bytes((ASSETS / f"{STEM[dataset]}{suffix}").read_bytes())
+        for ext in (".json", ".safetensors"):
+            (base_dir / f"{STEM[dataset]}{ext}").write_bytes((ASSETS / f"{STEM[dataset]}{ext}").read_bytes())
     base = json.loads((base_dir / f"{STEM[dataset]}.json").read_text())
     if hashlib.sha256(base_file.read_bytes()).hexdigest() != base["sha256"]:
         raise SystemExit(f"{base_file}: does not match its card {base_dir / STEM[dataset]}.json")
     data, _ = prepare_data(dataset, work, seed)
-    run_dir = work / "runs" / f"finetune-{dataset}{suffix}"
+    run_dir = work / "runs" / f"finetune-{dataset}{stage}"
     train_cmd = g3an("train", "--data", str(data), "--out", str(run_dir), "--steps", str(steps), "--seed",
                      str(seed + 1 if run_seed is None else run_seed), *TRAIN_OPTIONS, *TRAIN_OVERRIDES,
                      f"model.num_classes={CLASSES[dataset]}", f"init={base_file}", *overrides)  # fmt: skip
     last = train_or_resume(run_dir, train_cmd, steps)
     # the training commands of the stages before (not their export and evaluation), then this stage's
     cmds = {k: v for k, v in base["commands"].items() if k == "data" or k == "train" or k.startswith("finetune")}
-    cmds[f"finetune{suffix}"] = shown(train_cmd)
+    cmds[f"finetune{stage}"] = shown(train_cmd)
     return publish(dataset, work, data, run_dir, last, cmds, eval_n, seed, note,
                    base={**base, "overrides": overrides}, stage_cmd=shown(train_cmd))  # fmt: skip
 

@@ -166,3 +166,54 @@ def test_docs_models_md_is_what_the_shipped_model_cards_say(tmp_path: Path) -> N
         assert c["sha256"][:16] in text and c["trained_on"] in text
         assert f"{c['steps']} steps at batch {c['batch_size']}" in text and f"in {c.get('precision', 'fp32')}" in text
     assert (root / "docs/models.md").read_text() == text, "rerun scripts/train_shipped_models.py to rewrite docs"
+
+
+def test_train_shipped_models_chains_named_fine_tuning_stages(tmp_path: Path, monkeypatch) -> None:
+    """Each named stage keeps its own copy of the export before it and its own run; the commands of the
+    stages before are carried into the next one's card (training itself is replaced here: the pieces it
+    calls are the CLI commands tested elsewhere)."""
+    import hashlib
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("train_shipped_models", root / "scripts/train_shipped_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assets, work = tmp_path / "assets", tmp_path / "work"
+    assets.mkdir()
+    monkeypatch.setattr(script, "ASSETS", assets)
+    monkeypatch.setattr(script, "prepare_data", lambda dataset, work, seed: (work / "data", "g3an data synth ..."))
+    trained = []
+    monkeypatch.setattr(
+        script, "train_or_resume", lambda run_dir, cmd, steps: trained.append((run_dir, cmd)) or run_dir
+    )
+
+    def publish(dataset, work, data, run_dir, last, cmds, eval_n, seed, note, base=None, stage_cmd=None):
+        out = assets / "g3an_synth_actions.safetensors"
+        out.write_bytes(run_dir.name.encode())  # a new export per stage
+        card = {"steps": base["steps"] + 1, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+                "commands": {**cmds, "export": "x", "eval": "y"}, "stage": stage_cmd}  # fmt: skip
+        out.with_suffix(".json").write_text(json.dumps(card))
+        return card
+
+    monkeypatch.setattr(script, "publish", publish)
+    first = assets / "g3an_synth_actions.safetensors"
+    first.write_bytes(b"stage one")
+    first.with_suffix(".json").write_text(json.dumps({
+        "steps": 1, "sha256": hashlib.sha256(b"stage one").hexdigest(),
+        "commands": {"data": "g3an data synth ...", "train": "g3an train STAGE-1", "eval": "g3an eval"}}))  # fmt: skip
+    script.finetune("actions", work, 5, ["appearance_consistency=100"], 8, 0, name="identity", run_seed=0)
+    card = script.finetune("actions", work, 7, ["d_time_roll=0.5"], 8, 0, name="time-roll")
+    assert (work / "base-identity" / "g3an_synth_actions.safetensors").read_bytes() == b"stage one"
+    assert (work / "base-time-roll" / "g3an_synth_actions.safetensors").read_bytes() == b"finetune-actions-identity"
+    assert [r.name for r, _ in trained] == ["finetune-actions-identity", "finetune-actions-time-roll"]
+    (_, identity), (_, time_roll) = trained
+    assert identity[identity.index("--seed") + 1] == "0" and identity[-1] == "appearance_consistency=100"
+    assert time_roll[time_roll.index("--seed") + 1] == "1" and time_roll[-1] == "d_time_roll=0.5"
+    assert f"init={work / 'base-time-roll' / 'g3an_synth_actions.safetensors'}" in time_roll
+    assert list(card["commands"]) == ["data", "train", "finetune-identity", "finetune-time-roll", "export", "eval"]
+    assert card["commands"]["train"] == "g3an train STAGE-1" and card["stage"] == card["commands"]["finetune-time-roll"]
+    # a base that no longer matches its card is refused rather than fine-tuned
+    (work / "base-time-roll" / "g3an_synth_actions.safetensors").write_bytes(b"changed")
+    with pytest.raises(SystemExit, match="does not match its card"):
+        script.finetune("actions", work, 7, [], 8, 0, name="time-roll")
