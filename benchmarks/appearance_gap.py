@@ -21,7 +21,10 @@ colours but not its texture; this sees both, at the price of knowing nothing abo
 
 ``--heads actions`` (or ``faces``) adds how often the embedded evaluator's appearance heads name each
 value (each background, shirt colour, ...) on real clips and on generated videos: a generator that keeps
-its subjects under motion by no longer making some of them (mode dropping) shows it there.
+its subjects under motion by no longer making some of them (mode dropping) shows it there. It also prints
+each video's frame-to-frame change (mean absolute difference of consecutive frames on the -1..1 scale) for
+real clips at the slowest and fastest time steps of training (1 and 4) and for generated videos: a
+generator that keeps its subjects by no longer moving them shows it there.
 """
 
 from __future__ import annotations
@@ -78,11 +81,11 @@ def fake_videos(G: torch.nn.Module, n: int, seed: int, paired: bool = True) -> t
     return torch.cat(out)
 
 
-def real_clips(data: str, n: int, num_frames: int, resolution: int, seed: int) -> torch.Tensor:
-    """``n`` clips of distinct videos of the dataset, drawn at random."""
+def real_clips(data: str, n: int, num_frames: int, resolution: int, seed: int, step: int = 1) -> torch.Tensor:
+    """``n`` clips of distinct videos of the dataset, drawn at random, every ``step``-th frame."""
     from g3an.data.loader import ClipDataset
 
-    ds = ClipDataset(data, num_frames=num_frames, steps=(1,), size=resolution, seed=seed)
+    ds = ClipDataset(data, num_frames=num_frames, steps=(step,), size=resolution, seed=seed)
     picks = np.random.default_rng(seed).choice(len(ds.indices), size=min(n, len(ds.indices)), replace=False)
     return torch.stack([ds[(0, int(k))]["video"] for k in picks])
 
@@ -110,6 +113,12 @@ def head_coverage(evaluator_name: str, real: torch.Tensor, fake: torch.Tensor) -
         for k, share in shares.items():
             lines.append(f"    {k:9s} " + " ".join(f"{n} {v:.2f}" for n, v in zip(names, share)))
     return lines
+
+
+def frame_change(videos: torch.Tensor) -> np.ndarray:
+    """Each video's mean absolute difference of consecutive frames ((B, C, T, H, W), -1..1): how much it moves."""
+    videos = videos.float()
+    return (videos[:, :, 1:] - videos[:, :, :-1]).abs().mean(dim=(1, 2, 3, 4)).numpy()
 
 
 def summary(gaps: np.ndarray, threshold: float) -> str:
@@ -168,6 +177,14 @@ def main() -> None:
         many = fake_videos(G, args.heads_n, args.seed + 1, paired=False)
         clips = real_clips(args.data, args.heads_n, many.shape[2], many.shape[-1], args.seed)
         print("\n".join(head_coverage(args.heads, clips, many)))
+        fast = real_clips(args.data, args.heads_n, many.shape[2], many.shape[-1], args.seed, step=4)
+        print("frame-to-frame change per video (mean |frame t+1 - frame t|, -1..1 scale):")
+        for name, videos in (
+            ("real, time step 1: ", clips),
+            ("real, time step 4: ", fast),
+            ("generated:         ", many),
+        ):
+            print(name, summary(frame_change(videos), 0.01).replace("above", "share above"))
 
 
 if __name__ == "__main__":

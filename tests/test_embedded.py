@@ -247,6 +247,11 @@ def test_appearance_gap_diagnostic_sees_same_subject_pairs_and_dropped_backgroun
     background = actions.videos[0].factors["background"]
     dropped = next(line for line in lines if line.startswith("  background:")).split(": ")[-1].split(", ")
     assert background not in dropped and len(dropped) >= 3
+    # frame-to-frame change: a frozen clip does not move, a real clip does, and more so at a larger time step
+    frozen = clips[:, :, :1].expand_as(clips)
+    assert (script.frame_change(frozen) == 0).all() and (script.frame_change(clips) > 0).all()
+    every_other = _videos(actions)[:, :, ::2][:, :, :16]
+    assert script.frame_change(every_other).mean() > script.frame_change(clips).mean()
     # the faces evaluator's heads name nothing of an actions clip: refused before any checkpoint is read
     import subprocess
     import sys
