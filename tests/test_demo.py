@@ -213,7 +213,11 @@ def test_demo_fine_tunes_and_reports_the_model_before(demo_run: Path, tmp_path: 
     assert data["baseline_name"].endswith("(before fine-tuning)")
     assert all(m["baseline"] is not None for m in data["metrics"])
     assert f"init={start}" in data["stages"][1]["command"]
-    assert json.loads((tmp_path / "out" / "train" / "config.json").read_text())["init"] == str(start)
+    saved = json.loads((tmp_path / "out" / "train" / "config.json").read_text())
+    assert saved["init"] == str(start)
+    # fine-tuning keeps the shipped model's identity term (from scratch it stays off: demo_run's config)
+    assert saved["appearance_consistency"] == 100 and "appearance_consistency=100.0" in data["stages"][1]["command"]
+    assert json.loads((demo_run / "train" / "config.json").read_text())["appearance_consistency"] == 0
 
 
 # -- the page in a browser ----------------------------------------------------------------------------

@@ -46,6 +46,11 @@ DEFAULT_STEPS = 200
 #: (docs/training.md, which also says that its effect on the noisy end frames is not established).
 DEMO_TIME_ROLL = 0.5
 
+#: ``appearance_consistency`` of the demo's fine-tuning: the recipe of the shipped synth-actions model's
+#: last stages, which keeps the subject when only z_m changes (docs/training.md, "Identity across motion").
+#: Not used from scratch, where the term from step 0 stops the motion codes from doing anything.
+DEMO_APPEARANCE_CONSISTENCY = 100.0
+
 #: The architecture of the shipped synth-actions model, used when training from scratch.
 SCRATCH_MODEL = {"resolution": 32, "ch": 16, "ch_d": 16, "fsa_level": 2, "num_classes": 10}
 
@@ -270,6 +275,7 @@ def _train_values(cfg: DemoConfig, data: Path) -> dict[str, Any]:
     }  # fmt: skip
     if cfg.init is not None:
         values["init"] = cfg.init
+        values["appearance_consistency"] = DEMO_APPEARANCE_CONSISTENCY
     return values
 
 
