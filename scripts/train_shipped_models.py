@@ -186,6 +186,7 @@ def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmd
         run(floor_cmd)
     floor = {r["metric"]: r["value"] for r in json.loads(floor_json.read_text())}
     floor["evaluator class accuracy on real test clips (32x32, 16 frames)"] = real_class_accuracy(dataset, data)
+    from g3an import machine
     from g3an.checkpoint import load_checkpoint
 
     last_step = int(load_checkpoint(last)["counters"]["step"])
@@ -201,11 +202,13 @@ def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmd
             min(fastest, base["seconds_per_step_range"][0]),
             max(slowest, base["seconds_per_step_range"][1]),
         )
+        base_note = base.get("training_note", "")
+        if base.get("trained_on") and base["trained_on"] != machine.describe() and base["trained_on"] not in base_note:
+            base_note = f"on {base['trained_on'].split(',')[0]}" + (f": {base_note}" if base_note else "")
         note = (
-            f"{base.get('training_note', '')}; then {last_step:,} steps fine-tuned from that model "
+            f"{base_note}; then {last_step:,} steps fine-tuned from that model "
             f"with {' '.join(base['overrides'])} in {seconds / 3600:.2f} h{': ' + note if note else ''}"
         )
-    from g3an import machine
     from g3an.checkpoint import load_generator
 
     _, _, gen, info = load_generator(out)
@@ -240,11 +243,17 @@ def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmd
 def identity_note(cards: list[dict]) -> list[str]:
     """What docs/models.md says about identity across motion: which models trained with the
     ``appearance_consistency`` term (from their cards' commands)."""
-    with_term = [f"`{c['name']}`" for c in cards if any("appearance_consistency=" in v for v in c["commands"].values())]
+    with_term = []
+    for c in cards:
+        weights = [w.split("=", 1)[1] for v in c["commands"].values() for w in v.split()
+                   if w.startswith("appearance_consistency=")]  # fmt: skip
+        if weights:
+            with_term.append(f"`{c['name']}` (weight {weights[-1]})")
     if not with_term:
         return ["How a model trained with the paper's objective changes the subject with some motion codes, and",
                 "a training option that reduces it: docs/training.md, \"Identity across motion\"."]  # fmt: skip
-    return [f"{' and '.join(with_term)} trained with `appearance_consistency` in its later stages (two videos",
+    their = "its" if len(with_term) == 1 else "their"
+    return [f"{' and '.join(with_term)} trained with `appearance_consistency` in {their} later stages (two videos",
             "sharing z_a must look alike; not part of the paper's objective), so that changing z_m keeps the",
             "background (the figure's colours still change more than in real clips); what that gains and costs:",
             "docs/training.md, \"Identity across motion\"."]  # fmt: skip

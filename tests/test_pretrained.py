@@ -217,3 +217,25 @@ def test_train_shipped_models_chains_named_fine_tuning_stages(tmp_path: Path, mo
     (work / "base-time-roll" / "g3an_synth_actions.safetensors").write_bytes(b"changed")
     with pytest.raises(SystemExit, match="does not match its card"):
         script.finetune("actions", work, 7, [], 8, 0, name="time-roll")
+
+
+def test_shipped_models_identity_note_names_each_models_weight() -> None:
+    """docs/models.md says which shipped models trained with ``appearance_consistency`` and at what weight
+    (the last stage's), from the commands in their cards."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("train_shipped_models", root / "scripts/train_shipped_models.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    plain = {"name": "synth-x", "commands": {"train": "g3an train --steps 5"}}
+    actions = {
+        "name": "synth-actions",
+        "commands": {"train": "g3an train", "finetune-a": "g3an train appearance_consistency=100"},
+    }
+    faces = {"name": "synth-faces", "commands": {"finetune-b": "g3an train appearance_consistency=10 d_time_roll=0.5"}}
+    assert "reduces it" in " ".join(script.identity_note([plain]))
+    one = " ".join(script.identity_note([actions, plain]))
+    assert one.startswith("`synth-actions` (weight 100) trained with") and "in its later stages" in one
+    both = " ".join(script.identity_note([actions, faces]))
+    assert "`synth-actions` (weight 100) and `synth-faces` (weight 10)" in both and "their later stages" in both
