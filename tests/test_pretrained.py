@@ -149,17 +149,24 @@ def test_the_installed_shipped_models_sample_without_training(tmp_path: Path) ->
         assert load_init_weights(m["name"], model="g3an")["generator_ema"] is not None
 
 
-def test_docs_models_md_is_what_the_shipped_model_cards_say(tmp_path: Path) -> None:
-    """docs/models.md is written from the cards by scripts/train_shipped_models.py: it must match them."""
+def _shipped_models_script():
+    """``scripts/train_shipped_models.py`` as a module (it is a script, not part of the package)."""
     import importlib.util
 
+    path = Path(__file__).resolve().parents[1] / "scripts/train_shipped_models.py"
+    spec = importlib.util.spec_from_file_location("train_shipped_models", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_docs_models_md_is_what_the_shipped_model_cards_say(tmp_path: Path) -> None:
+    """docs/models.md is written from the cards by scripts/train_shipped_models.py: it must match them."""
     root = Path(__file__).resolve().parents[1]
     cards = [json.loads(p.read_text()) for p in sorted((root / "src/g3an/assets/models").glob("*.json"))]
     if not cards:
         pytest.skip("no shipped model card in src/g3an/assets/models")
-    spec = importlib.util.spec_from_file_location("train_shipped_models", root / "scripts/train_shipped_models.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _shipped_models_script()
     script.write_docs(cards, tmp_path / "models.md")
     text = (tmp_path / "models.md").read_text()
     for c in cards:
@@ -173,12 +180,8 @@ def test_train_shipped_models_chains_named_fine_tuning_stages(tmp_path: Path, mo
     stages before are carried into the next one's card (training itself is replaced here: the pieces it
     calls are the CLI commands tested elsewhere)."""
     import hashlib
-    import importlib.util
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("train_shipped_models", root / "scripts/train_shipped_models.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _shipped_models_script()
     assets, work = tmp_path / "assets", tmp_path / "work"
     assets.mkdir()
     monkeypatch.setattr(script, "ASSETS", assets)
@@ -222,12 +225,7 @@ def test_train_shipped_models_chains_named_fine_tuning_stages(tmp_path: Path, mo
 def test_shipped_models_identity_note_names_each_models_weight() -> None:
     """docs/models.md says which shipped models trained with ``appearance_consistency`` and at what weight
     (the last stage's), from the commands in their cards."""
-    import importlib.util
-
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("train_shipped_models", root / "scripts/train_shipped_models.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _shipped_models_script()
     plain = {"name": "synth-x", "commands": {"train": "g3an train --steps 5"}}
     actions = {
         "name": "synth-actions",
