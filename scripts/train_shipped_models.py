@@ -254,9 +254,9 @@ def identity_note(cards: list[dict]) -> list[str]:
                 "a training option that reduces it: docs/training.md, \"Identity across motion\"."]  # fmt: skip
     their = "its" if len(with_term) == 1 else "their"
     return [f"{' and '.join(with_term)} trained with `appearance_consistency` in {their} later stages (two videos",
-            "sharing z_a must look alike; not part of the paper's objective), so that changing z_m keeps the",
-            "background (the figure's colours still change more than in real clips); what that gains and costs:",
-            "docs/training.md, \"Identity across motion\"."]  # fmt: skip
+            "sharing z_a must look alike; not part of the paper's objective), so that changing z_m changes the",
+            "subject less (backgrounds and clothes still change colour more than in real clips); what that",
+            "gains and costs: docs/training.md, \"Identity across motion\"."]  # fmt: skip
 
 
 def write_docs(cards: list[dict], path: Path) -> None:
