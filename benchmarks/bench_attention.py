@@ -3,9 +3,9 @@
 The shape defaults to the spatial attention (SSA) of a paper-configuration training step: F-SA after the
 third G3 module sees (8, 256, 16, 32, 32), i.e. 8 x 16 sequences of 32 x 32 = 1,024 positions with 32
 query/key channels and 256 value channels. ``fused`` is ``g3an.models.attention.attend_fused`` (PyTorch's
-flash kernel with q, k zero-padded to the value width; g3an's choice on GPUs and AMX CPUs); ``chunked`` is
+flash kernel with q, k zero-padded to the value width; g3an's choice on GPUs); ``chunked`` is
 ``attend_chunked`` (a few sequences at a time, float32 scores recomputed in backward; g3an's choice on
-other CPUs, ``long_sequence_kernel``); ``formula`` is ``attend_formula`` (the L x L
+CPUs, ``long_sequence_kernel``); ``formula`` is ``attend_formula`` (the L x L
 scores in float32, a softmax and a second product; the scores are kept for backward), which g3an uses
 for sequences no longer than the value width (TSA); ``plain`` is the formula with the scores in the
 working precision, as the reference code computes it. Errors are relative to float64.

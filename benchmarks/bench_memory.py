@@ -5,6 +5,7 @@ steps run, and attributes each sample to the phase the step is in. Memory, unlik
 on what else the machine runs, so this may run beside other jobs.
 
     python benchmarks/bench_memory.py                                   # paper configuration, batch 8
+    python benchmarks/bench_memory.py --precision bf16
     python benchmarks/bench_memory.py --checkpoint-levels 5 --malloc-mmap-threshold 131072
 """
 
@@ -60,6 +61,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--steps", type=int, default=3, help="training steps (the first has no Adam moments yet)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--checkpoint-levels", type=int, default=0)
     p.add_argument("--malloc-mmap-threshold", type=machine.malloc_threshold_arg, default=machine.KEEP_FREED,
                    metavar="BYTES", help="TrainConfig.malloc_mmap_threshold (default: its default, 1 GiB; "
@@ -67,8 +69,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_dict({"model": "g3an", "model_config": json.loads(args.model_config),
-                                 "batch_size": args.batch, "steps": 10**6, "workers": 0, "device": "cpu",
-                                 "sample_every": 0, "checkpoint_levels": args.checkpoint_levels,
+                                 "batch_size": args.batch, "steps": 10**6, "precision": args.precision,
+                                 "workers": 0, "device": "cpu", "sample_every": 0,
+                                 "checkpoint_levels": args.checkpoint_levels,
                                  "malloc_mmap_threshold": args.malloc_mmap_threshold})  # fmt: skip
     res = cfg.model_config.get("resolution", 64)
     trainer = Trainer(cfg, Path("/tmp/g3an-bench-memory"), _Clips(args.batch, cfg.num_frames, res), progress=False)
@@ -97,6 +100,7 @@ def main() -> None:
             print(json.dumps({"step": step, "seconds": round(time.perf_counter() - t, 1), "peak_rss_gb": peaks}),
                   flush=True)  # fmt: skip
     print(json.dumps({"machine": machine.describe(), "batch": args.batch, "threads": args.threads,
+                      "precision": args.precision,
                       "checkpoint_levels": args.checkpoint_levels,
                       "malloc_mmap_threshold": args.malloc_mmap_threshold,
                       "ru_maxrss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3)}))  # fmt: skip

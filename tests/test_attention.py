@@ -156,9 +156,6 @@ def test_long_sequence_kernel_choice(monkeypatch) -> None:
     assert long_sequence_kernel(torch.device("cpu")) == "fused"
     monkeypatch.setenv("G3AN_ATTENTION", "auto")
     assert long_sequence_kernel(torch.device("cuda")) == "fused"  # no GPU needed: only the device type is read
-    monkeypatch.setattr(attention, "_cpu_has_amx", lambda: True)
-    assert long_sequence_kernel(torch.device("cpu")) == "fused"
-    monkeypatch.setattr(attention, "_cpu_has_amx", lambda: False)
     assert long_sequence_kernel(torch.device("cpu")) == "chunked"
     monkeypatch.setenv("G3AN_ATTENTION", "flash")
     with pytest.raises(ValueError, match="G3AN_ATTENTION"):

@@ -15,7 +15,6 @@ Two layouts of the attended tensor are available:
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -127,11 +126,11 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
       backward; q k^T at the true 32 channels costs 1/8 of the padded product.
 
     Measured with ``benchmarks/bench_attention.py`` on a paper-configuration step's SSA (8 x 16 sequences
-    of 1,024, 32 query/key and 256 value channels), forward + backward in bf16: on a 2-core AMX Xeon the
-    fused kernel took 0.65 s (the unchunked formula 1.45 s, keeping 0.5 GB of scores); on one core of an
-    AMD EPYC with AVX512-BF16 (no AMX) the fused kernel took 4.6 s and the chunked formula 2.4 s, with the
-    same error against float64. TSA (8,192 sequences of 16) took 0.09 s by the formula against 0.58 s fused
-    in bf16 on the Xeon.
+    of 1,024, 32 query/key and 256 value channels), forward + backward, with the same error against
+    float64: on a 2-core AMX Xeon chunked 0.58 s in bf16 and 1.08 s in fp32, fused 0.73 s and 1.91 s
+    (2026-12-07; the unchunked formula 1.06 s in bf16, keeping 0.5 GB of scores); on one core of an AMD
+    EPYC with AVX512-BF16 (no AMX) chunked 2.4 s and fused 4.6 s in bf16. TSA (8,192 sequences of 16) took
+    0.09 s by the formula against 0.58 s fused in bf16 on the Xeon.
     """
     d, c = q.shape[-1], v.shape[-1]
     if d > c:
@@ -146,8 +145,8 @@ KERNELS = ("auto", "fused", "chunked")
 
 def long_sequence_kernel(device: torch.device) -> str:
     """The kernel for long sequences: ``fused`` under ``torch.compile`` (which would unroll the chunk loop);
-    else ``G3AN_ATTENTION`` (``fused`` or ``chunked``) when set; else ``fused`` on GPUs and on CPUs with AMX
-    tiles (whose bf16 products make the padded product cheap), ``chunked`` on other CPUs."""
+    else ``G3AN_ATTENTION`` (``fused`` or ``chunked``) when set; else ``fused`` on GPUs and ``chunked`` on
+    CPUs (faster there, with or without AMX, and it keeps no zero-padded copies of q and k)."""
     if torch.compiler.is_compiling():
         return "fused"
     choice = os.environ.get("G3AN_ATTENTION", "auto") or "auto"
@@ -155,13 +154,7 @@ def long_sequence_kernel(device: torch.device) -> str:
         raise ValueError(f"G3AN_ATTENTION must be one of {', '.join(KERNELS)}, got {choice!r}")
     if choice != "auto":
         return choice
-    return "fused" if device.type != "cpu" or _cpu_has_amx() else "chunked"
-
-
-@functools.cache
-def _cpu_has_amx() -> bool:
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe and probe())
+    return "fused" if device.type != "cpu" else "chunked"
 
 
 def attend_formula(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
