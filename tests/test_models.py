@@ -40,6 +40,21 @@ def _forward_backward(name: str, batch: int = 2, frames: int | None = None, **op
     return G, D, video, logits
 
 
+def _assert_every_parameter_has_a_gradient(*modules: torch.nn.Module) -> None:
+    """Every parameter got a nonzero gradient, except F-SA's key biases, whose gradient is 0 in exact
+    arithmetic: the softmax over keys ignores a shift shared by every key (q.(k + b) = q.k + q.b), so
+    rounding leaves it at 0 or near it."""
+    for module in modules:
+        grads = {pname: p.grad for pname, p in module.named_parameters()}
+        for pname, grad in grads.items():
+            assert grad is not None, pname
+            if pname.endswith("k_conv.bias"):
+                scale = grads[pname.replace("k_conv", "q_conv")].abs().max()
+                assert grad.abs().max() <= 1e-3 * scale + 1e-12, pname
+            else:
+                assert grad.abs().sum() > 0, pname
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_registry_models_forward_backward(name: str) -> None:
     G, D, video, logits = _forward_backward(name, **tiny_config(name))
@@ -49,10 +64,7 @@ def test_registry_models_forward_backward(name: str) -> None:
     for head, value in logits.items():
         assert value.shape == (2,), head
         assert torch.isfinite(value).all()
-    for module in (G, D):
-        for pname, p in module.named_parameters():
-            assert p.grad is not None, pname
-            assert p.grad.abs().sum() > 0, pname
+    _assert_every_parameter_has_a_gradient(G, D)
 
 
 VARIANTS = [
@@ -84,9 +96,7 @@ def test_g3an_variants(variant: dict, tiny_g3an: dict) -> None:
     assert video.shape == (batch, 3, 16, res, res)
     assert torch.isfinite(video).all()
     assert logits["video"].shape == (batch,) and logits["image"].shape == (batch,)
-    for module in (G, D):
-        for pname, p in module.named_parameters():
-            assert p.grad is not None and p.grad.abs().sum() > 0, pname
+    _assert_every_parameter_has_a_gradient(G, D)
 
 
 @pytest.mark.parametrize("t_z,frames", [(1, 16), (2, 20), (3, 24), (9, 48)])
