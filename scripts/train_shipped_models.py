@@ -202,9 +202,9 @@ def publish(dataset: str, work: Path, data: Path, run_dir: Path, last: Path, cmd
             min(fastest, base["seconds_per_step_range"][0]),
             max(slowest, base["seconds_per_step_range"][1]),
         )
-        base_note = base.get("training_note", "")
-        if base.get("trained_on") and base["trained_on"] != machine.describe() and base["trained_on"] not in base_note:
-            base_note = f"on {base['trained_on'].split(',')[0]}" + (f": {base_note}" if base_note else "")
+        base_note, base_cpu = base.get("training_note", ""), base.get("trained_on", "").split(",")[0]
+        if base_cpu and base["trained_on"] != machine.describe() and base_cpu not in base_note:
+            base_note = f"on {base_cpu}" + (f": {base_note}" if base_note else "")
         note = (
             f"{base_note}; then {last_step:,} steps fine-tuned from that model "
             f"with {' '.join(base['overrides'])} in {seconds / 3600:.2f} h{': ' + note if note else ''}"
