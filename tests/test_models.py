@@ -9,6 +9,8 @@ import torch
 
 from g3an import create_discriminator, create_generator, list_models, make_config
 from g3an.models import sample_labels
+from g3an.models.base import channels_last as channels_last_layout
+from g3an.models.blocks import FrameConv3d, FrameConvTranspose3d
 from g3an.models.g3an import G3ANGenerator
 from g3an.shapes import ShapeError
 
@@ -277,3 +279,66 @@ def test_generator_latents_are_device_independent_and_seeded(tiny_g3an: dict) ->
     assert a.keys() == b.keys() == {"z_a", "z_m"}
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert isinstance(G, G3ANGenerator) and G.appearance_latent == "z_a" and G.motion_latent == "z_m"
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize(("frames", "channels_last"), [(1, False), (3, False), (3, True)])
+def test_frame_convs_equal_their_3d_counterparts(transposed: bool, frames: int, channels_last: bool) -> None:
+    """FrameConv3d / FrameConvTranspose3d (a (1, k, k) kernel run as 2-D over frames) give the 3-D layer's
+    output and gradients, keep the input's layout and hold the same parameters."""
+    torch.manual_seed(0)
+    frame_cls, plain_cls = (
+        (FrameConvTranspose3d, torch.nn.ConvTranspose3d) if transposed else (FrameConv3d, torch.nn.Conv3d)
+    )
+    args = (6, 4, (1, 4, 4), (1, 2, 2), (0, 1, 1))
+    frame, plain = frame_cls(*args).double(), plain_cls(*args).double()
+    plain.load_state_dict(frame.state_dict())
+    x = torch.randn(2, 6, frames, 8, 8, dtype=torch.float64)
+    if channels_last:
+        frame, plain = channels_last_layout(frame), channels_last_layout(plain)
+        x = channels_last_layout(x)
+    outs = []
+    for layer in (frame, plain):
+        xr = x.clone().requires_grad_()
+        y = layer(xr)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+        outs.append((y, xr.grad, layer.weight.grad, layer.bias.grad))
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    y = outs[0][0]
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    assert y.is_contiguous(memory_format=layout)
+
+
+def test_frame_convs_refuse_temporal_kernels() -> None:
+    with pytest.raises(ValueError, match="one-frame kernel"):
+        FrameConv3d(4, 4, (3, 4, 4))
+    with pytest.raises(ValueError, match="one-frame kernel"):
+        FrameConvTranspose3d(4, 4, (1, 4, 4), (2, 2, 2))
+
+
+def test_bf16_weight_gradient_of_the_last_spatial_stream_matches_float32() -> None:
+    """The shape that broke bf16 training of the paper configuration: G3AN's last-level spatial stream
+    (128 -> 64 channels on a 1 x 32 x 32 input, batch 8). On a one-thread AMX CPU, torch 2.13's
+    ``ConvTranspose3d`` returned NaN in an eighth of this weight gradient; the frame-wise layer must
+    match float32 to bf16 rounding on every machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        layer = channels_last_layout(FrameConvTranspose3d(128, 64, (1, 4, 4), (1, 2, 2), (0, 1, 1)))
+        x = channels_last_layout(torch.randn(8, 128, 1, 32, 32)).bfloat16().float()
+        grads = []
+        for precision in ("bf16", "fp32"):
+            layer.zero_grad()
+            with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+                y = layer(x)
+            y.float().backward(
+                torch.ones_like(y, dtype=torch.float32).bernoulli_(0.5, generator=torch.Generator().manual_seed(1))
+            )
+            grads.append(layer.weight.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    low, ref = grads
+    assert torch.isfinite(low).all()
+    assert (low - ref).abs().max() <= 2e-2 * ref.abs().max()

@@ -7,12 +7,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 from torch.utils.checkpoint import checkpoint
 
 __all__ = [
     "INIT_SCHEMES",
+    "FrameConv3d",
+    "FrameConvTranspose3d",
     "apply_init",
     "checkpointed",
     "class_maps",
@@ -42,6 +45,73 @@ def spectral_weight_original(module: nn.Module) -> torch.Tensor:
     if hasattr(module, "parametrizations") and "weight" in module.parametrizations:
         return module.parametrizations.weight.original
     return module.weight
+
+
+class _PerFrame:
+    """A 3-D (transposed) convolution whose kernel spans one frame, computed as a 2-D one over the B*T frames.
+
+    Same parameters (the weight keeps its ``(.., 1, kh, kw)`` shape, so state dicts and imported reference
+    weights are unchanged) and the same result. Why: oneDNN's bfloat16 weight gradient of such 3-D layers
+    on few, large frames is wrong on AMX CPUs. With torch 2.13 on one thread, the spatial stream's
+    ``ConvTranspose3d`` of G3AN's last level (128 -> 64 channels, an input of 8 x 1 x 32 x 32) returned
+    NaN in 16,384 of its 131,072 weight-gradient entries, and a paper-configuration step in bf16
+    diverged at once; 54 of 94 such 3-D shapes swept (64-512 channels, 16-64 pixel frames) had NaN in
+    their weight gradient, while the 2-D kernels gave float32's gradient to bf16 rounding at all of them
+    (docs/benchmarks.md, "bf16 convolutions"). A 2-D convolution over frames is as fast here; with
+    channels-last-3d input the frames are a free view.
+    """
+
+    def _check_frame_kernel(self) -> None:
+        k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation  # type: ignore[attr-defined]
+        extra = getattr(self, "output_padding", (0,))
+        if (k[0], s[0], p[0], d[0], extra[0]) != (1, 1, 0, 1, 0):
+            raise ValueError(f"{type(self).__name__} needs a one-frame kernel (1, kh, kw), temporal stride 1, "
+                             f"no temporal padding; got kernel {k}, stride {s}, padding {p}")  # fmt: skip
+
+    def _per_frame(self, x: torch.Tensor, conv2d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"{type(self).__name__} expects (B, C, T, H, W) input, got shape {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        keep_contiguous = x.is_contiguous() and t > 1
+        # (B, C, T, H, W) -> (B*T, C, H, W): a view for channels-last-3d x (or T = 1), else a copy
+        y = conv2d(x.transpose(1, 2).reshape(b * t, c, h, w), self.weight.squeeze(2))  # type: ignore[attr-defined]
+        y = y.view(b, t, *y.shape[1:]).transpose(1, 2)
+        return y.contiguous() if keep_contiguous else y
+
+
+class FrameConv3d(_PerFrame, nn.Conv3d):
+    """``nn.Conv3d`` with a ``(1, kh, kw)`` kernel, computed frame by frame as a 2-D convolution (see
+    :class:`_PerFrame` for why); a drop-in replacement with the same parameters and outputs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._check_frame_kernel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def conv2d(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(frames, weight, self.bias, self.stride[1:], self.padding[1:], self.dilation[1:],
+                            self.groups)  # fmt: skip
+
+        return self._per_frame(x, conv2d)
+
+
+class FrameConvTranspose3d(_PerFrame, nn.ConvTranspose3d):
+    """``nn.ConvTranspose3d`` with a ``(1, kh, kw)`` kernel, computed frame by frame as a 2-D transposed
+    convolution (see :class:`_PerFrame` for why); the same parameters and outputs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._check_frame_kernel()
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if output_size is not None:
+            raise ValueError("FrameConvTranspose3d does not take output_size")
+
+        def conv2d(frames: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            return F.conv_transpose2d(frames, weight, self.bias, self.stride[1:], self.padding[1:],
+                                      self.output_padding[1:], self.groups, self.dilation[1:])  # fmt: skip
+
+        return self._per_frame(x, conv2d)
 
 
 _CONVS = (nn.Conv2d, nn.Conv3d)

@@ -16,6 +16,8 @@ from g3an.models.attention import FSA, FSA_LAYOUTS
 from g3an.models.base import VideoDiscriminator, VideoGenerator, is_channels_last_3d
 from g3an.models.blocks import (
     INIT_SCHEMES,
+    FrameConv3d,
+    FrameConvTranspose3d,
     apply_init,
     checkpointed,
     class_maps,
@@ -150,8 +152,10 @@ def level_plan(ch: int, resolution: int) -> list[dict[str, int]]:
 def _tconv_block(
     in_c: int, out_c: int, kernel: tuple[int, int, int], stride: tuple[int, int, int], pad: tuple[int, int, int]
 ) -> list[nn.Module]:
-    """Spectrally normalised ConvTranspose3d -> BatchNorm3d -> ReLU (the reference's building block)."""
-    return [spectral_norm(nn.ConvTranspose3d(in_c, out_c, kernel, stride, pad)), nn.BatchNorm3d(out_c), nn.ReLU(True)]
+    """Spectrally normalised ConvTranspose3d -> BatchNorm3d -> ReLU (the reference's building block); a
+    spatial kernel ``(1, k, k)`` runs frame by frame (:class:`~g3an.models.blocks.FrameConvTranspose3d`)."""
+    conv = FrameConvTranspose3d if kernel[0] == 1 and stride[0] == 1 and pad[0] == 0 else nn.ConvTranspose3d
+    return [spectral_norm(conv(in_c, out_c, kernel, stride, pad)), nn.BatchNorm3d(out_c), nn.ReLU(True)]
 
 
 class G3(nn.Module):
@@ -296,7 +300,7 @@ class G3ANGenerator(VideoGenerator):
             )
         fused = [p["out"] * (2 if use_spatial else 1) for p in plan]
         self.fsa = FSA(fused[fsa_level], fsa_layout) if fsa_level is not None else None
-        self.to_rgb = nn.Sequential(nn.Conv3d(fused[-1], 3, (1, 3, 3), 1, (0, 1, 1)), nn.Tanh())
+        self.to_rgb = nn.Sequential(FrameConv3d(fused[-1], 3, (1, 3, 3), 1, (0, 1, 1)), nn.Tanh())
         apply_init(self, init)
 
     def latent_shapes(self, num_frames: int | None = None) -> dict[str, tuple[int, ...]]:
@@ -439,12 +443,12 @@ class VideoDiscriminator2p1d(_ClassConditionedStack):
         for i in range(stages):
             c_out = ch * 2 ** min(i, 3)
             c_t_in = c_out + (extra if i == 0 else 0)
-            layers += [spectral_norm(nn.Conv3d(c_in, c_out, (1, 4, 4), (1, 2, 2), (0, 1, 1))), _lrelu()]
+            layers += [spectral_norm(FrameConv3d(c_in, c_out, (1, 4, 4), (1, 2, 2), (0, 1, 1))), _lrelu()]
             if t - 3 < 1:
                 raise ValueError(f"D_V (2+1)D needs more than {num_frames} frames at resolution {resolution}")
             layers += [spectral_norm(nn.Conv3d(c_t_in, c_out, (4, 1, 1))), _lrelu()]
             c_in, t = c_out, t - 3
-        layers += [spectral_norm(nn.Conv3d(c_in, c_in, (1, 4, 4))), _lrelu()]
+        layers += [spectral_norm(FrameConv3d(c_in, c_in, (1, 4, 4))), _lrelu()]
         layers += [spectral_norm(nn.Conv3d(c_in, 1, (t, 1, 1)))]
         self.net = nn.Sequential(*layers)
         self._projection(c_in)
