@@ -315,6 +315,8 @@ def test_frame_convs_refuse_temporal_kernels() -> None:
         FrameConv3d(4, 4, (3, 4, 4))
     with pytest.raises(ValueError, match="one-frame kernel"):
         FrameConvTranspose3d(4, 4, (1, 4, 4), (2, 2, 2))
+    with pytest.raises(ValueError, match="zeros"):
+        FrameConv3d(4, 4, (1, 3, 3), padding=(0, 1, 1), padding_mode="reflect")
 
 
 def test_bf16_weight_gradient_of_the_last_spatial_stream_matches_float32() -> None:

@@ -67,6 +67,8 @@ class _PerFrame:
         if (k[0], s[0], p[0], d[0], extra[0]) != (1, 1, 0, 1, 0):
             raise ValueError(f"{type(self).__name__} needs a one-frame kernel (1, kh, kw), temporal stride 1, "
                              f"no temporal padding; got kernel {k}, stride {s}, padding {p}")  # fmt: skip
+        if self.padding_mode != "zeros":  # type: ignore[attr-defined]
+            raise ValueError(f"{type(self).__name__} pads with zeros only, got padding_mode={self.padding_mode!r}")  # type: ignore[attr-defined]
 
     def _per_frame(self, x: torch.Tensor, conv2d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         if x.ndim != 5:
