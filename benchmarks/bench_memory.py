@@ -22,14 +22,11 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from bench_train import _Clips  # benchmarks/ is the script's directory
+from bench_train import bench_trainer  # benchmarks/ is the script's directory
 from g3an import machine
-from g3an.train import TrainConfig
-from g3an.train.loop import Trainer
 
 
 class _MallInfo2(ctypes.Structure):
@@ -98,14 +95,10 @@ def main() -> None:
                    "'glibc': glibc's dynamic threshold)")  # fmt: skip
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig.from_dict({"model": "g3an", "model_config": json.loads(args.model_config),
-                                 "batch_size": args.batch, "steps": 10**6, "precision": args.precision,
-                                 "workers": 0, "device": "cpu", "sample_every": 0,
-                                 "checkpoint_levels": args.checkpoint_levels,
-                                 "malloc_mmap_threshold": args.malloc_mmap_threshold})  # fmt: skip
-    res = cfg.model_config.get("resolution", 64)
-    trainer = Trainer(cfg, Path("/tmp/g3an-bench-memory"), _Clips(args.batch, cfg.num_frames, res), progress=False)
-    trainer.logger.enabled = False
+    trainer = bench_trainer("/tmp/g3an-bench-memory", {
+        "model": "g3an", "model_config": json.loads(args.model_config), "batch_size": args.batch,
+        "precision": args.precision, "checkpoint_levels": args.checkpoint_levels,
+        "malloc_mmap_threshold": args.malloc_mmap_threshold})  # fmt: skip
     batch = next(trainer.batches())
     objective = trainer.objective
     loss, begin_step = objective.loss, objective.begin_step

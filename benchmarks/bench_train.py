@@ -73,21 +73,29 @@ class _Clips(torch.utils.data.Dataset):
         return {"video": self.video, "label": torch.tensor(0)}
 
 
+def bench_trainer(run_dir: str, options: dict):
+    """A ``Trainer`` on ``_Clips`` (no data on disk, no logging) for ``TrainConfig`` ``options``, with the
+    benchmarks' common settings: CPU, no loader workers, no sampling, steps unbounded."""
+    from g3an.train import TrainConfig
+    from g3an.train.loop import Trainer
+
+    cfg = TrainConfig.from_dict({"steps": 10**6, "workers": 0, "device": "cpu", "sample_every": 0, **options})
+    res = cfg.model_config.get("resolution", 64)
+    trainer = Trainer(cfg, Path(run_dir), _Clips(cfg.batch_size, cfg.num_frames, res), progress=False)
+    trainer.logger.enabled = False
+    return trainer
+
+
 def run_one(args: argparse.Namespace) -> dict:
     from g3an.models.attention import long_sequence_kernel
-    from g3an.train import TrainConfig
-    from g3an.train.loop import Trainer, autocast_context, eager
+    from g3an.train.loop import autocast_context, eager
 
     torch.set_num_threads(args.threads)
     model_cfg = json.loads(args.model_config)
-    cfg = TrainConfig.from_dict({"model": args.model, "model_config": model_cfg, "batch_size": args.batch,
-                                 "steps": 10**6, "workers": 0, "device": "cpu", "precision": args.precision,
-                                 "sample_every": 0, "checkpoint_levels": args.checkpoint_levels,
-                                 "malloc_mmap_threshold": args.malloc_mmap_threshold,
-                                 "channels_last": args.channels_last, "compile": args.compile})  # fmt: skip
-    res = cfg.model_config.get("resolution", 64)
-    trainer = Trainer(cfg, Path("/tmp/g3an-bench-run"), _Clips(args.batch, cfg.num_frames, res), progress=False)
-    trainer.logger.enabled = False
+    trainer = bench_trainer("/tmp/g3an-bench-run", {
+        "model": args.model, "model_config": model_cfg, "batch_size": args.batch, "precision": args.precision,
+        "checkpoint_levels": args.checkpoint_levels, "malloc_mmap_threshold": args.malloc_mmap_threshold,
+        "channels_last": args.channels_last, "compile": args.compile})  # fmt: skip
     out = {"model": args.model, "config": model_cfg, "precision": args.precision, "threads": args.threads,
            "checkpoint_levels": args.checkpoint_levels, "malloc_mmap_threshold": args.malloc_mmap_threshold,
            "channels_last": args.channels_last, "compile": args.compile,

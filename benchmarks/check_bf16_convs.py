@@ -22,15 +22,13 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from bench_train import _Clips  # benchmarks/ is the script's directory
+from bench_train import bench_trainer  # benchmarks/ is the script's directory
 from g3an import machine
-from g3an.train import TrainConfig
 from g3an.train.loop import Trainer, autocast_context
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -102,12 +100,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig.from_dict({"model": args.model, "model_config": json.loads(args.model_config),
-                                 "steps": 10**6, "precision": "bf16", "workers": 0, "device": "cpu",
-                                 "sample_every": 0, **({"batch_size": args.batch} if args.batch else {})})  # fmt: skip
-    res = cfg.model_config.get("resolution", 64)
-    trainer = Trainer(cfg, Path("/tmp/g3an-check-bf16"), _Clips(cfg.batch_size, cfg.num_frames, res), progress=False)
-    trainer.logger.enabled = False
+    trainer = bench_trainer("/tmp/g3an-check-bf16", {
+        "model": args.model, "model_config": json.loads(args.model_config), "precision": "bf16",
+        **({"batch_size": args.batch} if args.batch else {})})  # fmt: skip
     flagged = 0
     for name, (layer, x, weight, bias) in record_layers(trainer).items():
         err = errors(layer, x, weight, bias)
@@ -115,6 +110,7 @@ def main() -> None:
         flagged += bad
         print(json.dumps({"layer": name, "type": type(layer).__name__, "input": list(x.shape), **err,
                           "flagged": bad}), flush=True)  # fmt: skip
+    cfg = trainer.cfg
     print(json.dumps({"model": args.model, "config": cfg.model_config, "batch": cfg.batch_size,
                       "threads": args.threads, "machine": machine.describe(), "flagged_layers": flagged}))  # fmt: skip
     sys.exit(1 if flagged else 0)
