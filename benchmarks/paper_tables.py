@@ -478,8 +478,6 @@ def estimate(args: argparse.Namespace, rows: list[Row], datasets: list[str]) -> 
     import torch
 
     import g3an.metrics.embedded as embedded
-    from g3an.train import TrainConfig
-    from g3an.train.loop import Trainer
 
     torch.set_num_threads(args.threads)
     bench_train = _bench_train()
@@ -495,9 +493,8 @@ def estimate(args: argparse.Namespace, rows: list[Row], datasets: list[str]) -> 
     print(f"{'row':20s} {'s/step':>8s} {'s/video':>8s} {'s/run':>8s}")
     with tempfile.TemporaryDirectory() as tmp:
         for row in rows:
-            cfg = TrainConfig.from_dict({**train_dict(row, Path(tmp), 0, args), "data": ""})
-            trainer = Trainer(cfg, Path(tmp) / row.key, bench_train._Clips(args.batch_size, 16, RESOLUTION), False)
-            trainer.logger.enabled = False
+            options = {**train_dict(row, Path(tmp), 0, args), "data": ""}
+            trainer = bench_train.bench_trainer(str(Path(tmp) / row.key), options)
             batch = next(trainer.batches())
             times = []
             for _ in range(4):  # the first is a warm-up

@@ -103,3 +103,14 @@ def test_precision_option_reaches_every_run_and_the_command(paper_tables, tmp_pa
     values = paper_tables.train_dict(row, tmp_path, 0, bf16)
     assert TrainConfig.from_dict(values).precision == "bf16"
     assert "--precision bf16" in paper_tables.command_line(bf16)
+
+
+def test_estimate_measures_each_row_and_prints_the_expected_time(paper_tables, tmp_path: Path, capsys) -> None:
+    args = paper_tables.build_parser().parse_args([*_argv(tmp_path), "--estimate"])
+    rows = paper_tables.selected_rows("g3an,vgan")
+    wall = paper_tables.estimate(args, rows, ["faces"])
+    out = capsys.readouterr().out
+    assert wall > 0 and f"{wall / 60:.0f} min with --jobs 1" in out
+    for row in rows:  # one line per row: s/step, s/video, s/run, all positive
+        line = next(line for line in out.splitlines() if line.startswith(f"{row.key} "))
+        assert len(line.split()) == 4 and all(float(v) > 0 for v in line.split()[1:]), line
