@@ -101,23 +101,41 @@ def test_resume_is_exact(tmp_path: Path, ema) -> None:
         assert all(_states_equal(sa[i], sb[i]) for i in sa), name
 
 
+def _step_grads(trainer) -> dict[str, torch.Tensor]:
+    """One training step; each parameter's gradient as its optimiser stepped (``"G.<name>"``, ``"D.<name>"``).
+    The trainer frees gradients right after each step, so they are copied on the way in."""
+    names = {p: f"{net}.{n}" for net in ("G", "D") for n, p in getattr(trainer, net).named_parameters()}
+    grads: dict[str, torch.Tensor] = {}
+    for opt in trainer.optimizers.values():
+
+        def step(*args, _opt=opt, _step=opt.step, **kwargs):
+            grads.update(
+                {names[p]: p.grad.clone() for g in _opt.param_groups for p in g["params"] if p.grad is not None}
+            )
+            return _step(*args, **kwargs)
+
+        opt.step = step
+    trainer.train_step(next(trainer.batches()))
+    return grads
+
+
 def test_activation_checkpointing_changes_no_gradient_and_resumes_exactly(tmp_path: Path) -> None:
     from g3an.train.loop import Trainer
 
-    def one_step(levels: int) -> Trainer:
+    def one_step(levels: int) -> tuple[Trainer, dict[str, torch.Tensor]]:
         trainer = Trainer(_cfg(checkpoint_levels=levels, threads=1), tmp_path / f"l{levels}", TinyClips(), False)
-        trainer.train_step(next(trainer.batches()))
-        return trainer
+        return trainer, _step_grads(trainer)
 
-    plain = one_step(0)
+    plain, plain_grads = one_step(0)
+    assert any(k.startswith("G.") for k in plain_grads) and any(k.startswith("D.") for k in plain_grads)
     # 1: the last level and to_rgb; 2: also level 2 and the F-SA after it; 4: every level
     for levels in (1, 2, 4):
-        ckpt = one_step(levels)
-        for net in ("G", "D"):  # after a step G holds its phase's gradients, D_V and D_I theirs
-            a, b = dict(getattr(plain, net).named_parameters()), dict(getattr(ckpt, net).named_parameters())
-            for name, p in a.items():
-                torch.testing.assert_close(b[name].grad, p.grad, rtol=1e-6, atol=0, msg=f"{levels} {net}.{name}")
-            # spectral-norm vectors and BatchNorm statistics advance once per step, recomputation or not
+        ckpt, grads = one_step(levels)
+        assert grads.keys() == plain_grads.keys()
+        for name, g in plain_grads.items():
+            torch.testing.assert_close(grads[name], g, rtol=1e-6, atol=0, msg=f"{levels} {name}")
+        # spectral-norm vectors and BatchNorm statistics advance once per step, recomputation or not
+        for net in ("G", "D"):
             assert _states_equal(getattr(plain, net).state_dict(), getattr(ckpt, net).state_dict()), (levels, net)
     # a run without it, resumed with it, ends where the run without it does
     full = fit(_cfg(steps=4, threads=1), tmp_path / "full", dataset=TinyClips(), progress=False)
@@ -303,21 +321,25 @@ def test_boundary_frames_diagnostic_sees_d_v_fall_off_at_the_clip_ends() -> None
 def test_channels_last_layout_gives_the_same_step_to_rounding(tmp_path: Path) -> None:
     from g3an.train.loop import Trainer
 
-    def one_step(layout: bool) -> Trainer:
+    def one_step(layout: bool) -> tuple[Trainer, dict[str, torch.Tensor]]:
         trainer = Trainer(_cfg(channels_last=layout, threads=1), tmp_path / f"cl{layout}", TinyClips(), False)
-        trainer.train_step(next(trainer.batches()))
-        return trainer
+        return trainer, _step_grads(trainer)
 
-    plain, cl = one_step(False), one_step(True)
+    (plain, plain_grads), (cl, cl_grads) = one_step(False), one_step(True)
     weights = [p for p in cl.G.parameters() if p.ndim == 5] + [p for p in cl.D.parameters() if p.ndim == 5]
     assert weights and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
-    assert all(p.grad.is_contiguous(memory_format=torch.channels_last_3d) for p in weights if p.shape[1] > 1)
+    layouts = {
+        f"{net}.{n}": p.ndim == 5 and p.shape[1] > 1
+        for net in ("G", "D")
+        for n, p in getattr(cl, net).named_parameters()
+    }
+    assert all(g.is_contiguous(memory_format=torch.channels_last_3d) for k, g in cl_grads.items() if layouts[k])
+    assert cl_grads.keys() == plain_grads.keys()
+    for name, g in plain_grads.items():
+        torch.testing.assert_close(cl_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+    # (not the weights after Adam's first step: it moves each by lr * sign(grad), and the biases before
+    # BatchNorm have gradients that are rounding noise around 0)
     for net in ("G", "D"):
-        a, b = dict(getattr(plain, net).named_parameters()), dict(getattr(cl, net).named_parameters())
-        for name, p in a.items():
-            torch.testing.assert_close(b[name].grad, p.grad, rtol=1e-4, atol=1e-6, msg=f"{net}.{name}")
-        # (not the weights after Adam's first step: it moves each by lr * sign(grad), and the biases before
-        # BatchNorm have gradients that are rounding noise around 0)
         sa, sb = dict(getattr(plain, net).named_buffers()), dict(getattr(cl, net).named_buffers())
         for name in sa:  # spectral-norm vectors, BatchNorm statistics
             torch.testing.assert_close(sb[name], sa[name], rtol=1e-4, atol=1e-6, msg=f"{net}.{name}")
@@ -608,18 +630,20 @@ def test_each_model_family_trains_with_its_recipe_unless_told_otherwise() -> Non
 def test_compiled_networks_train_like_eager_ones(tmp_path: Path) -> None:
     from g3an.train.loop import Trainer
 
-    def one_step(compiled: bool) -> Trainer:
+    def one_step(compiled: bool) -> tuple[Trainer, dict[str, torch.Tensor]]:
         trainer = Trainer(_cfg(compile=compiled, threads=1, sample_every=1), tmp_path / f"c{compiled}", TinyClips(),
                           False)  # fmt: skip
-        trainer.train_step(next(trainer.batches()))
-        return trainer
+        return trainer, _step_grads(trainer)
 
-    eager, compiled = one_step(False), one_step(True)
-    for net in ("G", "D"):
-        a, b = dict(getattr(eager, net).named_parameters()), dict(getattr(compiled, net).named_parameters())
-        assert a.keys() == b.keys()  # compiled in place: checkpoints keep their keys
-        for name, p in a.items():
-            torch.testing.assert_close(b[name].grad, p.grad, rtol=1e-4, atol=1e-6, msg=f"{net}.{name}")
+    (eager, eager_grads), (compiled, compiled_grads) = one_step(False), one_step(True)
+    for net in ("G", "D"):  # compiled in place: checkpoints keep their keys
+        assert (
+            dict(getattr(eager, net).named_parameters()).keys()
+            == dict(getattr(compiled, net).named_parameters()).keys()
+        )
+    assert eager_grads.keys() == compiled_grads.keys()
+    for name, g in eager_grads.items():
+        torch.testing.assert_close(compiled_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
     compiled.step = 1
     compiled.write_samples()  # runs eagerly, without recompiling for another batch size
     assert (tmp_path / "cTrue" / "samples" / "step-00000001.gif").is_file()

@@ -342,8 +342,6 @@ class Trainer:
                     "Try a lower learning rate or --precision fp32."
                 )
             params = [p for name in phase.optimizers for g in self.optimizers[name].param_groups for p in g["params"]]
-            for name in phase.optimizers:
-                self.optimizers[name].zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             dist_utils.all_reduce_grads(params)
             scalars[f"grad_norm/{phase.name}"] = _grad_norm(params) / (
@@ -351,6 +349,9 @@ class Trainer:
             )
             for name in phase.optimizers:
                 self.scaler.step(self.optimizers[name])
+                # freed now, not before the next backward: G's gradients would otherwise sit through the next
+                # D phase, where the step's memory peaks (and D's through the G phase)
+                self.optimizers[name].zero_grad(set_to_none=True)
             self.scaler.update()
             self.objective.after_phase(phase, ctx)
             scalars.update({k: float(v.detach()) for k, v in stats.items()})
