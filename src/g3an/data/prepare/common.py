@@ -16,15 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import re
 import shutil
+import signal
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -533,65 +533,96 @@ def _process(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
         return _Outcome(index, skip=Skip(item.rel, "unreadable", f"{type(err).__name__}: {err}", item.id))
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init)
-
-
-def _isolated(index: int, item: VideoItem, pre: Preprocess) -> _Outcome:
-    """Process one item alone in a fresh worker, so a crash (a decoder segfault) names it."""
-    with _pool(1) as pool:
-        try:
-            return pool.submit(_process, index, item, pre).result()
-        except BrokenProcessPool:
-            return _Outcome(index, skip=Skip(item.rel, "crashed", "decoding it killed the worker process", item.id))
-
-
 def _run(items: Sequence[VideoItem], pre: Preprocess, workers: int) -> Iterator[_Outcome]:
     """Outcomes of ``items`` in their order; ``workers > 1`` processes them in parallel (bounded look-ahead).
 
-    In parallel mode a worker that dies (a decoder crash) does not stop the run: the first unfinished
-    item is retried alone (and skipped as ``crashed`` if it kills its worker again), then the pool restarts.
+    In parallel mode each worker process holds one item at a time, so a worker that dies (a decoder
+    crash) names its item, which is skipped as ``crashed``; a new worker takes its place. (Not
+    ``concurrent.futures``: on Python 3.11 its pool can deadlock when a worker dies while tasks are being
+    queued, CPython gh-125451, and it cannot tell which task killed the worker.)
     """
     if workers <= 1 or len(items) <= 1:
         for i, item in enumerate(items):
             yield _process(i, item, pre)
         return
-    nxt = 0
-    while nxt < len(items):
-        try:
-            for out in _run_pool(items, pre, workers, nxt):
-                yield out
-                nxt += 1
-        except BrokenProcessPool:
-            yield _isolated(nxt, items[nxt], pre)
-            nxt += 1
+    ctx = _mp_context()
+    window = 2 * workers  # outcomes computed ahead of the one to yield next, at most
+    idle: list[_Worker] = []
+    busy: dict[_Worker, int] = {}
+    done: dict[int, _Outcome] = {}
+    submitted = yielded = 0
+    try:
+        while yielded < len(items):
+            while submitted < len(items) and submitted - yielded < window and len(busy) < workers:
+                worker = idle.pop() if idle else _Worker(ctx)
+                worker.send((_process, submitted, items[submitted], pre))
+                busy[worker] = submitted
+                submitted += 1
+            if yielded in done:  # (the workers already have their next items while the caller writes this one)
+                yield done.pop(yielded)
+                yielded += 1
+                continue
+            waits = {w.conn: w for w in busy} | {w.process.sentinel: w for w in busy}
+            for ready in multiprocessing.connection.wait(list(waits)):
+                worker = waits[ready]
+                if worker not in busy:  # its connection and its sentinel both fired
+                    continue
+                index = busy.pop(worker)
+                out = worker.receive()
+                if out is None:
+                    worker.stop()
+                    item = items[index]
+                    reason = "decoding it killed the worker process"
+                    out = _Outcome(index, skip=Skip(item.rel, "crashed", reason, item.id))
+                else:
+                    idle.append(worker)
+                done[index] = out
+    finally:
+        for worker in [*idle, *busy]:
+            worker.stop()
 
 
-def _run_pool(items: Sequence[VideoItem], pre: Preprocess, workers: int, start: int) -> Iterator[_Outcome]:
-    window = 2 * workers
-    with _pool(workers) as pool:
-        pending: dict[int, Future] = {}
-        done: dict[int, _Outcome] = {}
-        nxt = start
+class _Worker:
+    """One worker process and its end of a pipe: it receives ``(function, *args)``, sends the result back."""
+
+    def __init__(self, ctx: multiprocessing.context.BaseContext) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def send(self, task: tuple) -> None:
+        self.conn.send(task)
+
+    def receive(self) -> Any:
+        """The result of the task sent, or ``None`` if the process died without one."""
         try:
-            for i in range(start, len(items)):
-                while len(pending) + len(done) >= window:
-                    finished, _ = wait(pending.values(), return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        out = f.result()
-                        done[out.index] = out
-                        del pending[out.index]
-                    while nxt in done:
-                        yield done.pop(nxt)
-                        nxt += 1
-                pending[i] = pool.submit(_process, i, items[i], pre)
-            while nxt < len(items):
-                out = done.pop(nxt) if nxt in done else pending.pop(nxt).result()
-                yield out
-                nxt += 1
-        finally:
-            for f in pending.values():
-                f.cancel()
+            return self.conn.recv() if self.conn.poll() or self.process.is_alive() else None
+        except (EOFError, ConnectionError):
+            return None
+
+    def stop(self) -> None:
+        with suppress(OSError, ValueError):  # already dead or closed
+            self.conn.send(None)
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
+
+
+def _worker_main(conn: multiprocessing.connection.Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it stops the workers
+    _worker_init()
+    while True:
+        try:
+            task = conn.recv()
+            if task is None:
+                return
+            fn, *args = task
+            conn.send(fn(*args))
+        except (EOFError, ConnectionError):  # the parent is gone
+            return
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
