@@ -577,9 +577,11 @@ def _run(items: Sequence[VideoItem], pre: Preprocess, workers: int) -> Iterator[
                 else:
                     idle.append(worker)
                 done[index] = out
-    finally:
-        for worker in [*idle, *busy]:
+    finally:  # (busy workers only remain when the caller stopped early: their videos are not wanted)
+        for worker in idle:
             worker.stop()
+        for worker in busy:
+            worker.stop(kill=True)
 
 
 class _Worker:
@@ -601,10 +603,12 @@ class _Worker:
         except (EOFError, ConnectionError):
             return None
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """Ask the process to exit (``kill``: kill it at once), wait for it, close the pipe."""
         with suppress(OSError, ValueError):  # already dead or closed
             self.conn.send(None)
-        self.process.join(timeout=5)
+        if not kill:
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
