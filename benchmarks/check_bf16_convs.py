@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+from unittest import mock
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from torch.nn.utils import parametrize
 
 from bench_train import bench_trainer  # benchmarks/ is the script's directory
 from g3an import machine
+from g3an.models.blocks import FrameConv3d
 from g3an.train.loop import Trainer, autocast_context
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -49,10 +51,17 @@ def record_layers(trainer: Trainer) -> dict[str, tuple[nn.Module, torch.Tensor, 
                         seen[key] = (m, args[0].detach().clone(), m.weight.detach().clone(), bias)
 
                 handles.append(m.register_forward_pre_hook(hook))
-    trainer.train_step(next(trainer.batches()))
+    # G3AN's to_rgb takes the fused tensor's two parts apart (FrameConv3d.forward_concat); for this step it
+    # takes the fused tensor itself, so the layer is recorded at its full input
+    with mock.patch.object(FrameConv3d, "forward_concat", _through_concatenation):
+        trainer.train_step(next(trainer.batches()))
     for h in handles:
         h.remove()
     return seen
+
+
+def _through_concatenation(layer: FrameConv3d, front: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+    return layer(torch.cat([front.expand(-1, -1, back.shape[2], -1, -1), back], 1))
 
 
 def plain_copy(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:

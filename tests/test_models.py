@@ -10,7 +10,7 @@ import torch
 from g3an import create_discriminator, create_generator, list_models, make_config
 from g3an.models import sample_labels
 from g3an.models.base import channels_last as channels_last_layout
-from g3an.models.blocks import FrameConv3d, FrameConvTranspose3d
+from g3an.models.blocks import FrameConv3d, FrameConvTranspose3d, LateBiasConvTranspose3d
 from g3an.models.g3an import G3ANGenerator
 from g3an.shapes import ShapeError
 
@@ -217,8 +217,12 @@ def test_paper_parameter_counts_equal_the_reference() -> None:
 def test_paper_intermediate_shapes() -> None:
     G = create_generator("g3an").eval()
     shapes = []
-    for level in G.levels:
+    for level in G.levels[:-1]:  # (h_s, fused h_v, h_t) out of each level
         level.register_forward_hook(lambda m, i, o: shapes.append([tuple(t.shape) for t in o]))
+    last = G.levels[-1]  # its fused tensor is never built (to_rgb takes h_s and h_v apart): its streams
+    streams = []
+    for conv in (last.conv_v, last.conv_t, last.conv_s):  # the order streams() runs them
+        conv.register_forward_hook(lambda m, i, o: streams.append(tuple(o.shape)))
     with torch.no_grad():
         G(torch.randn(1, 128), torch.randn(1, 10))
     assert shapes == [
@@ -226,8 +230,9 @@ def test_paper_intermediate_shapes() -> None:
         [(1, 512, 1, 8, 8), (1, 1024, 8, 8, 8), (1, 512, 8, 1, 1)],
         [(1, 256, 1, 16, 16), (1, 512, 16, 16, 16), (1, 256, 16, 1, 1)],
         [(1, 128, 1, 32, 32), (1, 256, 16, 32, 32), (1, 128, 16, 1, 1)],
-        [(1, 64, 1, 64, 64), (1, 128, 16, 64, 64), (1, 64, 16, 1, 1)],
     ]
+    assert streams == [(1, 64, 16, 64, 64), (1, 64, 16, 1, 1), (1, 64, 1, 64, 64)]
+    assert G.to_rgb[0].in_channels == 128  # the fused (1, 128, 16, 64, 64) of the spec
 
 
 def test_init_schemes() -> None:
@@ -281,33 +286,87 @@ def test_generator_latents_are_device_independent_and_seeded(tiny_g3an: dict) ->
     assert isinstance(G, G3ANGenerator) and G.appearance_latent == "z_a" and G.motion_latent == "z_m"
 
 
-@pytest.mark.parametrize("transposed", [False, True])
+_FRAME_ARGS = (6, 4, (1, 4, 4), (1, 2, 2), (0, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "args"),
+    [
+        (FrameConv3d, torch.nn.Conv3d, _FRAME_ARGS),
+        (FrameConvTranspose3d, torch.nn.ConvTranspose3d, _FRAME_ARGS),
+        (LateBiasConvTranspose3d, torch.nn.ConvTranspose3d, (6, 4, (4, 1, 1), (2, 1, 1), (1, 0, 0))),
+    ],
+)
 @pytest.mark.parametrize(("frames", "channels_last"), [(1, False), (3, False), (3, True)])
-def test_frame_convs_equal_their_3d_counterparts(transposed: bool, frames: int, channels_last: bool) -> None:
-    """FrameConv3d / FrameConvTranspose3d (a (1, k, k) kernel run as 2-D over frames) give the 3-D layer's
-    output and gradients, keep the input's layout and hold the same parameters."""
+def test_our_convs_equal_pytorchs(ours: type, theirs: type, args: tuple, frames: int, channels_last: bool) -> None:
+    """FrameConv3d / FrameConvTranspose3d (a (1, k, k) kernel run as 2-D over frames) and
+    LateBiasConvTranspose3d (the bias added after the convolution) give PyTorch's layer's output and
+    gradients from the same parameters; the frame layers keep the input's layout."""
     torch.manual_seed(0)
-    frame_cls, plain_cls = (
-        (FrameConvTranspose3d, torch.nn.ConvTranspose3d) if transposed else (FrameConv3d, torch.nn.Conv3d)
-    )
-    args = (6, 4, (1, 4, 4), (1, 2, 2), (0, 1, 1))
-    frame, plain = frame_cls(*args).double(), plain_cls(*args).double()
-    plain.load_state_dict(frame.state_dict())
+    layer, plain = ours(*args).double(), theirs(*args).double()
+    plain.load_state_dict(layer.state_dict())
     x = torch.randn(2, 6, frames, 8, 8, dtype=torch.float64)
     if channels_last:
-        frame, plain = channels_last_layout(frame), channels_last_layout(plain)
-        x = channels_last_layout(x)
+        layer, plain, x = channels_last_layout(layer), channels_last_layout(plain), channels_last_layout(x)
     outs = []
-    for layer in (frame, plain):
+    for m in (layer, plain):
         xr = x.clone().requires_grad_()
-        y = layer(xr)
+        y = m(xr)
         y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
-        outs.append((y, xr.grad, layer.weight.grad, layer.bias.grad))
+        outs.append((y, xr.grad, m.weight.grad, m.bias.grad))
     for a, b in zip(*outs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    y = outs[0][0]
-    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
-    assert y.is_contiguous(memory_format=layout)
+    if ours is not LateBiasConvTranspose3d:
+        layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+        assert outs[0][0].is_contiguous(memory_format=layout)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frame_conv_of_a_concatenation_without_building_it(channels_last: bool) -> None:
+    """FrameConv3d.forward_concat(front, back) equals the layer on [front over every frame, back], in value
+    and in every gradient (front's summed over the frames, as expand's backward does)."""
+    torch.manual_seed(0)
+    conv = FrameConv3d(5, 3, (1, 3, 3), 1, (0, 1, 1)).double()
+    front = torch.randn(2, 2, 1, 6, 6, dtype=torch.float64)
+    back = torch.randn(2, 3, 4, 6, 6, dtype=torch.float64)
+    if channels_last:
+        conv, front, back = (channels_last_layout(m) for m in (conv, front, back))
+    outs = []
+    for split in (True, False):
+        conv.zero_grad()
+        f, b = front.clone().requires_grad_(), back.clone().requires_grad_()
+        y = conv.forward_concat(f, b) if split else conv(torch.cat([f.expand(-1, -1, 4, -1, -1), b], 1))
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y))
+        outs.append((y, f.grad, b.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for a, b in zip(*outs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="input channels"):
+        conv.forward_concat(front, back[:, :2])
+    with pytest.raises(ValueError, match="front"):
+        conv.forward_concat(back, front)
+
+
+@pytest.mark.parametrize(("fsa_level", "use_spatial"), [(None, True), (2, True), (4, True), (None, False)])
+def test_g3an_output_is_its_levels_fsa_and_to_rgb_in_turn(
+    fsa_level: int | None, use_spatial: bool, tiny_g3an: dict
+) -> None:
+    """The generator's forward (which never builds the last level's fused tensor unless F-SA follows that
+    level) gives the plain composition: every G3 level with its fusion, F-SA, then to_rgb on the fused
+    tensor."""
+    G = create_generator("g3an", **{**tiny_g3an, "fsa_level": fsa_level, "use_spatial": use_spatial}).double().eval()
+    torch.manual_seed(1)
+    for p in G.parameters():  # F-SA's gamma starts at 0; make every piece count
+        p.data.normal_(0, 0.3)
+    lat = {k: v.double() for k, v in G.sample_latents(2, generator=torch.Generator().manual_seed(2)).items()}
+    h_s = lat["z_a"][:, :, None, None, None]
+    h_t = lat["z_m"][:, :, :, None, None]
+    h_v = torch.cat([h_s.expand(-1, -1, h_t.shape[2], -1, -1), h_t], 1)
+    with torch.no_grad():
+        for i, level in enumerate(G.levels):
+            h_s, h_v, h_t = level(h_s, h_v, h_t)
+            if i == fsa_level:
+                h_v = G.fsa(h_v)
+        torch.testing.assert_close(G(**lat), G.to_rgb(h_v), rtol=1e-10, atol=1e-12)
 
 
 def test_frame_convs_refuse_temporal_kernels() -> None:

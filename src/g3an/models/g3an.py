@@ -18,6 +18,7 @@ from g3an.models.blocks import (
     INIT_SCHEMES,
     FrameConv3d,
     FrameConvTranspose3d,
+    LateBiasConvTranspose3d,
     apply_init,
     checkpointed,
     class_maps,
@@ -153,8 +154,9 @@ def _tconv_block(
     in_c: int, out_c: int, kernel: tuple[int, int, int], stride: tuple[int, int, int], pad: tuple[int, int, int]
 ) -> list[nn.Module]:
     """Spectrally normalised ConvTranspose3d -> BatchNorm3d -> ReLU (the reference's building block); a
-    spatial kernel ``(1, k, k)`` runs frame by frame (:class:`~g3an.models.blocks.FrameConvTranspose3d`)."""
-    conv = FrameConvTranspose3d if kernel[0] == 1 and stride[0] == 1 and pad[0] == 0 else nn.ConvTranspose3d
+    spatial kernel ``(1, k, k)`` runs frame by frame (:class:`~g3an.models.blocks.FrameConvTranspose3d`); both add
+    their bias after the convolution (:func:`~g3an.models.blocks.add_bias_`)."""
+    conv = FrameConvTranspose3d if kernel[0] == 1 and stride[0] == 1 and pad[0] == 0 else LateBiasConvTranspose3d
     return [spectral_norm(conv(in_c, out_c, kernel, stride, pad)), nn.BatchNorm3d(out_c), nn.ReLU(True)]
 
 
@@ -344,24 +346,32 @@ class G3ANGenerator(VideoGenerator):
         """The G3 levels, F-SA and ``to_rgb``, the last ``checkpoint_levels`` levels under checkpointing."""
         last = len(self.levels) - 1
         first_recomputed = last + 1 - self.checkpoint_levels if torch.is_grad_enabled() else last + 1
-        for i, level in enumerate(self.levels):
+        for i, level in enumerate(self.levels[:last]):
             if i < first_recomputed:
                 h_s, h_v, h_t = level(h_s, h_v, h_t)
                 if i == self.fsa_level:
                     h_v = self.fsa(h_v)
-            elif i < last:
+            else:
                 h_s, h_v, h_t = checkpointed(level, [level], h_s, h_v, h_t)
                 if i == self.fsa_level:  # its two halves apart: each keeps one tensor, recomputes the rest
                     h_v = checkpointed(self.fsa.tsa, [self.fsa.tsa], h_v)
                     h_v = checkpointed(self.fsa.ssa, [self.fsa.ssa], h_v)
-            else:  # the last level's streams, then its wide fused tensor and to_rgb, apart
-                h_s, h_v, h_t = checkpointed(level.streams, [level], h_s, h_v, h_t)
-                return checkpointed(self._head, [self.fsa] if self.fsa_level == last else [], h_s, h_v)
-        return self.to_rgb(h_v)  # (B, 3, T, R, R)
+        # the last level's streams, then its spatial fusion and to_rgb (apart when recomputed)
+        if last < first_recomputed:
+            h_s, h_v, _ = self.levels[last].streams(h_s, h_v, h_t)
+            return self._head(h_s, h_v)
+        h_s, h_v, _ = checkpointed(self.levels[last].streams, [self.levels[last]], h_s, h_v, h_t)
+        return checkpointed(self._head, [self.fsa] if self.fsa_level == last else [], h_s, h_v)
 
     def _head(self, h_s: torch.Tensor | None, h_v: torch.Tensor) -> torch.Tensor:
-        """The last level's spatial fusion, F-SA if it follows that level, ``to_rgb``: ``(B, 3, T, R, R)``."""
+        """The last level's spatial fusion, F-SA if it follows that level, ``to_rgb``: ``(B, 3, T, R, R)``.
+
+        Without F-SA there, the fused tensor ``[h_s, h_v]`` is never built: ``to_rgb``'s convolution takes
+        h_s (once per video) and h_v apart (:meth:`~g3an.models.blocks.FrameConv3d.forward_concat`)."""
         last = len(self.levels) - 1
+        conv, tanh = self.to_rgb
+        if self.levels[last].conv_s is not None and self.fsa_level != last:
+            return tanh(conv.forward_concat(h_s, h_v))
         h_v = self.levels[last].concat(h_s, h_v)
         if self.fsa_level == last:
             h_v = self.fsa(h_v)
