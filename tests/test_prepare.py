@@ -443,7 +443,7 @@ def test_a_crashing_worker_skips_only_its_video(tmp_path: Path, monkeypatch: pyt
     # spawn: the patched body reaches the workers by reference (this module, importable from the parent's
     # sys.path, which spawn passes on). Never a plain fork: a fork of this many-threaded pytest process
     # (torch's and OpenCV's pools) can deadlock the child, and a hung worker hangs the run.
-    monkeypatch.setattr(prepare_common, "_mp_context", lambda: multiprocessing.get_context("spawn"))
+    monkeypatch.setattr(prepare_common, "worker_context", lambda preload: multiprocessing.get_context("spawn"))
     res = prepare_dataset("folder", src, tmp_path / "out", size=16, workers=2, progress=False)
     assert [v.id for v in res.dataset.videos] == [v.id for v in ref.dataset.videos if v.id != "cats/b"]
     assert ("cats/b.avi", "crashed") in {(s.path, s.reason) for s in res.skipped}

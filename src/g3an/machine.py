@@ -7,6 +7,8 @@ so that numbers measured by different tools name their machine the same way.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
+import multiprocessing.context
 import os
 import platform
 from pathlib import Path
@@ -21,6 +23,7 @@ __all__ = [
     "malloc_threshold_arg",
     "set_malloc_mmap_threshold",
     "usable_cores",
+    "worker_context",
 ]
 
 
@@ -110,3 +113,19 @@ def keep_freed_for_command() -> bool:
 def malloc_threshold_arg(text: str) -> int | None:
     """A command-line value of ``malloc_mmap_threshold``: bytes, or ``glibc`` for glibc's dynamic default."""
     return None if text.strip().lower() in ("glibc", "none", "null") else int(text)
+
+
+def worker_context(preload: list[str]) -> multiprocessing.context.BaseContext:
+    """The start method for the project's own worker processes: a fork server that imports the modules
+    ``preload`` once and forks each worker from itself; spawn where there is no fork server.
+
+    Never a plain fork of the calling process: that copies its thread pools (torch's, OpenCV's after a
+    face detection) in whatever state they are, locks held, and the child can deadlock. The fork server
+    is a clean single-threaded process, and forking from it is much faster than spawning each worker
+    (every import of ``g3an`` loads torch). CONTRIBUTING.md, rule 11.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(preload)
+        return ctx
+    return multiprocessing.get_context("spawn")

@@ -34,6 +34,7 @@ from PIL import Image
 
 from g3an.checkpoint import atomic_write
 from g3an.data.format import PARTIAL_SUFFIX, DatasetWriter, PreparedDataset
+from g3an.machine import worker_context
 
 __all__ = [
     "FRAME_EXTENSIONS",
@@ -545,7 +546,7 @@ def _run(items: Sequence[VideoItem], pre: Preprocess, workers: int) -> Iterator[
         for i, item in enumerate(items):
             yield _process(i, item, pre)
         return
-    ctx = _mp_context()
+    ctx = worker_context(["g3an.data.prepare.common", "g3an.data.prepare.face"])
     window = 2 * workers  # outcomes computed ahead of the one to yield next, at most
     idle: list[_Worker] = []
     busy: dict[_Worker, int] = {}
@@ -627,20 +628,6 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
             conn.send(fn(*args))
         except (EOFError, ConnectionError):  # the parent is gone
             return
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """Workers come from a fork server (spawn where there is none), never a plain fork of this process.
-
-    A plain fork copies the parent's thread pools (OpenCV's, after a face detection ran here) in a
-    locked state and can deadlock the child; the fork server is a clean single-threaded process that
-    imports this package once.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["g3an.data.prepare.common", "g3an.data.prepare.face"])
-        return ctx
-    return multiprocessing.get_context("spawn")
 
 
 def _worker_init() -> None:

@@ -8,7 +8,6 @@ the output is byte-identical for the same config whatever the number of workers.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections import deque
@@ -23,6 +22,7 @@ import numpy as np
 from g3an.data.format import DatasetWriter, PreparedDataset
 from g3an.data.synthetic import actions, faces
 from g3an.data.synthetic.common import STREAM_MOTION, STREAM_SUBJECT, VideoPlan, make_rng, num_subjects, plan_videos
+from g3an.machine import worker_context
 
 __all__ = ["DATASETS", "GENERATOR_VERSION", "SynthConfig", "describe_video", "generate", "render_video"]
 
@@ -106,19 +106,6 @@ def _render_chunk(config: SynthConfig, plans: list[VideoPlan]) -> list[tuple[np.
     return [render_video(config, p) for p in plans]
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """Workers start from a clean interpreter (never a fork of this process, which may hold threads or locks).
-
-    A fork server imports the renderer once and forks the workers from it, which is much faster than
-    spawning each (every import of ``g3an`` loads torch).
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 def _rendered(config: SynthConfig, plans: list[VideoPlan], workers: int,
               chunk: int = 4) -> Iterator[tuple[VideoPlan, np.ndarray, dict[str, Any]]]:  # fmt: skip
     """Videos in plan order, drawn by ``workers`` processes with a bounded number of chunks in flight."""
@@ -127,7 +114,7 @@ def _rendered(config: SynthConfig, plans: list[VideoPlan], workers: int,
             yield p, *render_video(config, p)
         return
     chunks = [plans[i : i + chunk] for i in range(0, len(plans), chunk)]
-    ctx = _mp_context()
+    ctx = worker_context([__name__])  # the fork server imports the renderer once
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque[tuple[list[VideoPlan], Future]] = deque()
         todo = iter(chunks)
