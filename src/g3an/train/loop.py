@@ -342,6 +342,10 @@ class Trainer:
                     "Try a lower learning rate or --precision fp32."
                 )
             params = [p for name in phase.optimizers for g in self.optimizers[name].param_groups for p in g["params"]]
+            # normally None already (freed after each optimiser step, below); this drops any gradient an
+            # earlier phase's backward left on these parameters, so it never adds to this phase's
+            for name in phase.optimizers:
+                self.optimizers[name].zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             dist_utils.all_reduce_grads(params)
             scalars[f"grad_norm/{phase.name}"] = _grad_norm(params) / (
