@@ -5,7 +5,7 @@ third G3 module sees (8, 256, 16, 32, 32), i.e. 8 x 16 sequences of 32 x 32 = 1,
 query/key channels and 256 value channels. ``fused`` is ``g3an.models.attention.attend_fused`` (PyTorch's
 flash kernel with q, k zero-padded to the value width; g3an's choice on GPUs); ``chunked`` is
 ``attend_chunked`` (a few sequences at a time, float32 scores recomputed in backward; g3an's choice on
-CPUs, ``long_sequence_kernel``); ``formula`` is ``attend_formula`` (the L x L
+CPUs, ``attention_kernel``); ``formula`` is ``attend_formula`` (the L x L
 scores in float32, a softmax and a second product; the scores are kept for backward), which g3an uses
 for sequences no longer than the value width (TSA); ``plain`` is the formula with the scores in the
 working precision, as the reference code computes it. Errors are relative to float64.
@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from g3an.models.attention import attend_chunked, attend_formula, attend_fused, long_sequence_kernel
+from g3an.models.attention import attend_chunked, attend_formula, attend_fused, attention_kernel
 
 
 def plain(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -64,7 +64,7 @@ def main() -> None:
     ref, _, _ = run(plain, inputs, grad, torch.float64)
     print(
         f"torch {torch.__version__}, {args.threads} threads; N={n} L={length} d={args.qk} C={args.channels}; "
-        f"g3an's choice here: {long_sequence_kernel(torch.device('cpu'))}"
+        f"g3an's choice here: {attention_kernel(torch.device('cpu'))}"
     )
     print(f"{'kernel':8s} {'dtype':8s} {'forward s':>10s} {'backward s':>11s}  max relative error (out, dq, dk, dv)")
     for dtype in (torch.float32, torch.bfloat16):

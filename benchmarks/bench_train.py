@@ -47,14 +47,15 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 @contextlib.contextmanager
 def _plain_attention() -> Iterator[None]:
-    """Count F-SA's attention as its formula, softmax(q k^T) v: the flop counter does not count PyTorch's
-    fused CPU kernel at all, and that kernel's q k^T runs on queries and keys zero-padded to the value width
-    (8x the formula's work in that product). The FLOPs reported are the model's arithmetic, as the spec
-    counts the reference's; the time is the fused kernel's."""
+    """Count F-SA's attention as its formula, gamma * softmax(q k^T) v: the flop counter does not count
+    PyTorch's fused CPU kernel at all (whose q k^T runs on queries and keys zero-padded to the value width,
+    8x the formula's work in that product), and it would count the chunked kernel's scores twice (once
+    more when backward recomputes them). The FLOPs reported are the model's arithmetic, as the spec counts
+    the reference's; the time is the chosen kernel's."""
     from g3an.models import attention
 
     chosen = attention._attend
-    attention._attend = attention.attend_formula
+    attention._attend = lambda q, k, v, gamma: attention.attend_formula(q, k, v) * gamma.to(v.dtype)
     try:
         yield
     finally:
@@ -87,7 +88,7 @@ def bench_trainer(run_dir: str, options: dict):
 
 
 def run_one(args: argparse.Namespace) -> dict:
-    from g3an.models.attention import long_sequence_kernel
+    from g3an.models.attention import attention_kernel
     from g3an.train.loop import autocast_context, eager
 
     torch.set_num_threads(args.threads)
@@ -99,7 +100,7 @@ def run_one(args: argparse.Namespace) -> dict:
     out = {"model": args.model, "config": model_cfg, "precision": args.precision, "threads": args.threads,
            "checkpoint_levels": args.checkpoint_levels, "malloc_mmap_threshold": args.malloc_mmap_threshold,
            "channels_last": args.channels_last, "compile": args.compile,
-           "attention": long_sequence_kernel(torch.device("cpu"))}  # fmt: skip
+           "attention": attention_kernel(torch.device("cpu"))}  # fmt: skip
     if args.sample:
         G = trainer.G.eval()
         lat = G.sample_latents(args.sample, generator=torch.Generator().manual_seed(0))

@@ -12,7 +12,7 @@ from g3an.models.attention import (
     attend_chunked,
     attend_formula,
     attend_fused,
-    long_sequence_kernel,
+    attention_kernel,
 )
 
 
@@ -69,7 +69,7 @@ def test_reference_layout_scrambles_axes_as_the_reference() -> None:
         assert not torch.allclose(att(x), correct(x))
 
 
-# sequences no longer than the 16 channels go through the formula, longer ones through the long-sequence kernel
+# chunked: every sequence; fused: sequences no longer than the 16 channels by the formula, longer ones fused
 KERNEL_CASES = [("time", (2, 16, 5, 4, 3)), ("space", (2, 16, 5, 4, 3)), ("time", (1, 16, 20, 2, 3)),
                 ("space", (2, 16, 3, 4, 6))]  # fmt: skip
 
@@ -96,7 +96,7 @@ def test_gradients_match_direct_computation(axis: str, shape: tuple[int, ...], k
 
     out, ours = grads(att)
     length = shape[2] if axis == "time" else shape[3] * shape[4]
-    assert calls == ["attend_formula" if length <= 16 else f"attend_{kernel}"]
+    assert calls == ["attend_chunked" if kernel == "chunked" else "attend_formula" if length <= 16 else "attend_fused"]
     direct_out, direct = grads(lambda inp: _direct(att, inp))
     torch.testing.assert_close(out, direct_out, rtol=1e-5, atol=1e-5)
     for a, b in zip(ours, direct):
@@ -116,7 +116,7 @@ def test_channels_last_input_gives_the_same_output_in_its_layout(axis: str) -> N
 
 
 @pytest.mark.parametrize("chunk_scores", [1 << 21, 2 * 40 * 40, 40 * 40])  # 3 sequences: 1 chunk, 2 + 1, 1 + 1 + 1
-def test_the_formula_and_the_long_sequence_kernels_agree(chunk_scores: int, monkeypatch) -> None:
+def test_the_formula_and_the_attention_kernels_agree(chunk_scores: int, monkeypatch) -> None:
     monkeypatch.setattr(attention, "_CHUNK_SCORES", chunk_scores)
     gen = torch.Generator().manual_seed(0)
     q, k = (torch.randn(3, 40, 4, generator=gen, requires_grad=True) for _ in range(2))
@@ -129,6 +129,37 @@ def test_the_formula_and_the_long_sequence_kernels_agree(chunk_scores: int, monk
     for other in results[1:]:
         for a, b in zip(results[0], other):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_kernel_scales_by_gamma_inside_and_gives_gammas_gradient(dtype: torch.dtype, monkeypatch) -> None:
+    monkeypatch.setattr(attention, "_CHUNK_SCORES", 2 * 24 * 24)  # 3 sequences: chunks of 2 + 1
+    gen = torch.Generator().manual_seed(2)
+    inputs = [torch.randn(3, 24, 4, generator=gen), torch.randn(3, 24, 4, generator=gen),
+              torch.randn(3, 24, 16, generator=gen), torch.tensor([0.7])]  # fmt: skip
+    grad = torch.randn(3, 24, 16, generator=gen)
+
+    def run(fn, dtype: torch.dtype) -> list[torch.Tensor]:
+        q, k, v = (x.detach().to(dtype).requires_grad_() for x in inputs[:3])
+        gamma = inputs[3].detach().clone().requires_grad_()  # a float32 parameter
+        out = fn(q, k, v, gamma)
+        return [out.detach(), *torch.autograd.grad(out, (q, k, v, gamma), grad.to(dtype))]
+
+    exact = run(lambda q, k, v, gamma: attend_formula(q, k, v) * gamma, torch.float64)
+    ours = run(attend_chunked, dtype)
+    assert ours[4].dtype == torch.float32  # gamma's own dtype
+    tol = 1e-6 if dtype == torch.float32 else 2e-2
+    for name, a, b in zip(("out", "dq", "dk", "dv", "dgamma"), ours, exact):
+        err = float((a.double() - b).norm() / b.norm())
+        assert err < tol, f"{name}: relative error {err:.2e}"
+    # gamma = 0 (F-SA's start): the output is zero, gamma's gradient is not
+    q, k, v = (x.detach().clone().requires_grad_() for x in inputs[:3])
+    gamma = torch.zeros(1, requires_grad=True)
+    out = attend_chunked(q, k, v, gamma)
+    assert not out.any()
+    out.backward(grad)
+    torch.testing.assert_close(gamma.grad, (attend_formula(q, k, v) * grad).sum().reshape(1).detach())
+    assert not v.grad.any() and not q.grad.any()
 
 
 def test_chunked_kernel_in_bf16_is_as_close_to_float64_as_the_fused_kernel() -> None:
@@ -149,17 +180,17 @@ def test_chunked_kernel_in_bf16_is_as_close_to_float64_as_the_fused_kernel() -> 
         assert err[1] < max(1.5 * err[0], 1e-2), f"chunked {err[1]:.4f} against fused {err[0]:.4f}"
 
 
-def test_long_sequence_kernel_choice(monkeypatch) -> None:
+def test_attention_kernel_choice(monkeypatch) -> None:
     monkeypatch.setenv("G3AN_ATTENTION", "chunked")
-    assert long_sequence_kernel(torch.device("cpu")) == "chunked"
+    assert attention_kernel(torch.device("cpu")) == "chunked"
     monkeypatch.setenv("G3AN_ATTENTION", "fused")
-    assert long_sequence_kernel(torch.device("cpu")) == "fused"
+    assert attention_kernel(torch.device("cpu")) == "fused"
     monkeypatch.setenv("G3AN_ATTENTION", "auto")
-    assert long_sequence_kernel(torch.device("cuda")) == "fused"  # no GPU needed: only the device type is read
-    assert long_sequence_kernel(torch.device("cpu")) == "chunked"
+    assert attention_kernel(torch.device("cuda")) == "fused"  # no GPU needed: only the device type is read
+    assert attention_kernel(torch.device("cpu")) == "chunked"
     monkeypatch.setenv("G3AN_ATTENTION", "flash")
     with pytest.raises(ValueError, match="G3AN_ATTENTION"):
-        long_sequence_kernel(torch.device("cpu"))
+        attention_kernel(torch.device("cpu"))
 
 
 @pytest.mark.parametrize("axis", ["time", "space"])

@@ -32,7 +32,7 @@ __all__ = [
     "attend_chunked",
     "attend_formula",
     "attend_fused",
-    "long_sequence_kernel",
+    "attention_kernel",
 ]
 
 FSA_LAYOUTS = ("correct", "reference")
@@ -76,22 +76,20 @@ class AxisSelfAttention(nn.Module):
         else:
             n, length = b * t, h * w
         q, k, v = qkv.reshape(n, length, -1).split([self.q_conv.out_channels, self.k_conv.out_channels, c], -1)
-        out = _attend(q, k, v)  # (N, L, C), softmax over keys
+        out = _attend(q, k, v, self.gamma)  # gamma * softmax(q k^T) v, (N, L, C), softmax over keys
         if self.layout == "correct":
             if self.axis == "time":
                 out = out.view(b, h, w, t, c).permute(0, 4, 3, 1, 2)
             else:
                 out = out.view(b, t, h, w, c).permute(0, 4, 1, 2, 3)
-            # x + gamma * out in x's layout and dtype (a bf16 x under autocast stays bf16). An elementwise op
-            # over operands in different memory orders is several times slower than a copy, so TSA's output
-            # ((B, H, W, T, C) in memory) is first copied into x's order; SSA's already is when x is
-            # channels-last-3d.
+            # x + gamma * out in x's layout. An elementwise op over operands in different memory orders is
+            # several times slower than a copy, so TSA's output ((B, H, W, T, C) in memory) is first copied
+            # into x's order; SSA's already is when x is channels-last-3d.
             if not _same_layout(out, x):
                 out = out.contiguous(memory_format=_memory_format(x))
-            return x.addcmul(self.gamma.to(x.dtype), out)
+            return x + out
         # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
-        out = out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
-        return x + self.gamma * out
+        return x + out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -113,40 +111,43 @@ def _pointwise(convs: tuple[nn.Conv3d, ...], x: torch.Tensor) -> torch.Tensor:
     return F.linear(x, weight, bias)
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T) v with scale 1 for q, k ``(N, L, d)`` and v ``(N, L, C)``, ``d <= C``.
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``gamma * softmax(q k^T) v`` with scale 1 for q, k ``(N, L, d)``, v ``(N, L, C)``, ``d <= C``, and a
+    scalar ``gamma``, by :func:`attention_kernel`'s choice:
 
-    Short sequences (``L <= C``: TSA's 16 frames) use the formula: the scores take no more memory than v,
-    and are computed and normalised in float32 even under bf16 autocast. Long ones (SSA's 1,024 positions)
-    never store all the ``L x L`` scores; they go through :func:`long_sequence_kernel`'s choice:
-
-    * ``fused``: PyTorch's fused (flash) kernel. It needs one head size for q, k and v, but v is 8x wider
-      here, so q and k are padded with zero channels (q k^T is unchanged, its cost is not).
-    * ``chunked``: :func:`attend_chunked`, a few sequences at a time with float32 scores, recomputed in
-      backward; q k^T at the true 32 channels costs 1/8 of the padded product.
+    * ``chunked`` (CPUs): :func:`attend_chunked`, a few sequences at a time with float32 scores that are
+      recomputed in backward, q k^T at the true 32 channels. It keeps only q, k, v (views of the one
+      q/k/v product) and a number per query for backward, with ``gamma`` applied inside, so neither the
+      scores nor the attended output are stored.
+    * ``fused`` (GPUs): PyTorch's fused (flash) kernel for long sequences (SSA's 1,024 positions). It needs
+      one head size for q, k and v, but v is 8x wider here, so q and k are padded with zero channels (q k^T
+      is unchanged, its cost is not). Short sequences (``L <= C``: TSA's 16 frames) take the formula, whose
+      scores take no more memory than v, in float32 even under bf16 autocast.
 
     Measured with ``benchmarks/bench_attention.py`` on a paper-configuration step's SSA (8 x 16 sequences
     of 1,024, 32 query/key and 256 value channels), forward + backward, with the same error against
     float64: on a 2-core AMX Xeon chunked 0.58 s in bf16 and 1.08 s in fp32, fused 0.73 s and 1.91 s
     (2026-12-07; the unchunked formula 1.06 s in bf16, keeping 0.5 GB of scores); on one core of an AMD
     EPYC with AVX512-BF16 (no AMX) chunked 2.4 s and fused 4.6 s in bf16. TSA (8,192 sequences of 16) took
-    0.09 s by the formula against 0.58 s fused in bf16 on the Xeon.
+    0.09 s by the formula against 0.58 s fused in bf16 on the Xeon; on one core of the EPYC (beside other
+    jobs, alternating in one process, times gamma) 0.47 s chunked against 0.60 s by the formula.
     """
     d, c = q.shape[-1], v.shape[-1]
     if d > c:
         raise ValueError(f"attention: query/key channels ({d}) exceed value channels ({c})")
-    if q.shape[1] <= c:
-        return attend_formula(q, k, v)
-    return attend_chunked(q, k, v) if long_sequence_kernel(q.device) == "chunked" else attend_fused(q, k, v)
+    if attention_kernel(q.device) == "chunked":
+        return attend_chunked(q, k, v, gamma)
+    out = attend_formula(q, k, v) if q.shape[1] <= c else attend_fused(q, k, v)
+    return out * gamma.to(out.dtype)
 
 
 KERNELS = ("auto", "fused", "chunked")
 
 
-def long_sequence_kernel(device: torch.device) -> str:
-    """The kernel for long sequences: ``fused`` under ``torch.compile`` (which would unroll the chunk loop);
-    else ``G3AN_ATTENTION`` (``fused`` or ``chunked``) when set; else ``fused`` on GPUs and ``chunked`` on
-    CPUs (faster there, with or without AMX, and it keeps no zero-padded copies of q and k)."""
+def attention_kernel(device: torch.device) -> str:
+    """F-SA's kernel: ``fused`` under ``torch.compile`` (which would unroll the chunk loop); else
+    ``G3AN_ATTENTION`` (``fused`` or ``chunked``) when set; else ``fused`` on GPUs and ``chunked`` on CPUs
+    (faster there, with or without AMX, and it keeps less for backward)."""
     if torch.compiler.is_compiling():
         return "fused"
     choice = os.environ.get("G3AN_ATTENTION", "auto") or "auto"
@@ -172,20 +173,25 @@ def attend_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Ten
     return F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0).squeeze(1)
 
 
-def attend_chunked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T) v a few sequences at a time, the scores in float32 (also under autocast).
+def attend_chunked(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gamma: torch.Tensor | None = None
+) -> torch.Tensor:
+    """softmax(q k^T) v, times the scalar ``gamma`` when given, a few sequences at a time, the scores in
+    float32 (also under autocast).
 
-    Forward keeps q, k, v, the output and each query's log-sum-exp (not the scores); backward recomputes
-    the scores chunk by chunk. Under bf16, backward's score gradients are computed in float32 and rounded
-    to bf16 for the two products that give dq and dk, as p is for p v (on the paper configuration's SSA,
-    2 cores of an AMD EPYC: backward 0.86 against 0.94 s, alternating in one process; the largest relative
-    error of dq against float64 0.0096 against 0.0090, of dk 0.0092 against 0.0086).
+    Forward keeps q, k, v and each query's log-sum-exp: not the scores, nor the output. Backward recomputes
+    the scores chunk by chunk and takes softmax's ``rowsum(p * dp)`` from them (L numbers a row, against
+    C for the usual ``rowsum(grad_out * out)``), which is also all ``gamma``'s gradient needs. Under bf16,
+    the score gradients are computed in float32 and rounded to bf16 for the two products that give dq and
+    dk, as p is for p v (on the paper configuration's SSA, 2 cores of an AMD EPYC: backward 0.86 against
+    0.94 s, alternating in one process; the largest relative error of dq against float64 0.0096 against
+    0.0090, of dk 0.0092 against 0.0086).
 
     The chunk holds about 2 M scores (8 MB in float32) so that it stays in cache, and its buffers are
     reused across chunks: a fresh multi-megabyte tensor per chunk costs more in page faults than its
     products.
     """
-    return _ChunkedAttention.apply(q, k, v)
+    return _ChunkedAttention.apply(q, k, v, gamma)
 
 
 _CHUNK_SCORES = 1 << 21
@@ -193,7 +199,13 @@ _CHUNK_SCORES = 1 << 21
 
 class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(
+        ctx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,  # type: ignore[override]
+        gamma: torch.Tensor | None,
+    ) -> torch.Tensor:
         n, length, _ = q.shape
         chunk = max(1, min(n, _CHUNK_SCORES // (length * length)))
         out = torch.empty_like(v, memory_format=torch.contiguous_format)
@@ -201,6 +213,7 @@ class _ChunkedAttention(torch.autograd.Function):
         scores = q.new_empty((chunk, length, length), dtype=torch.float32)
         probs = scores if v.dtype == torch.float32 else torch.empty_like(scores, dtype=v.dtype)
         with torch.autocast(q.device.type, enabled=False):
+            scale = None if gamma is None else gamma.detach().float()
             for i in range(0, n, chunk):
                 rows = slice(i, i + chunk)
                 m = q[rows].shape[0]
@@ -213,14 +226,16 @@ class _ChunkedAttention(torch.autograd.Function):
                 if p is not s:
                     p.copy_(s)
                 torch.bmm(p, v[rows], out=out[rows])
-                out[rows].div_(total.to(out.dtype))  # normalising the output: C values a row, not L
-        ctx.save_for_backward(q, k, v, out, lse)
+                # normalising the output (C values a row, not L), gamma with it
+                norm = total.reciprocal_() if scale is None else torch.div(scale, total)
+                out[rows].mul_(norm.to(out.dtype))
+        ctx.save_for_backward(q, k, v, lse, gamma)
         ctx.chunk = chunk
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, lse, gamma = ctx.saved_tensors
         chunk, (n, length, _) = ctx.chunk, q.shape
         grad_out = grad_out.to(v.dtype).contiguous()
         dq = torch.empty(q.shape, dtype=v.dtype, device=q.device)
@@ -228,30 +243,37 @@ class _ChunkedAttention(torch.autograd.Function):
         dv = torch.empty_like(v, memory_format=torch.contiguous_format)
         probs = q.new_empty((chunk, length, length), dtype=torch.float32)
         low = probs if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
-        dscores = torch.empty_like(probs)
+        dscores, product = torch.empty_like(probs), torch.empty_like(probs)
         dprobs = dscores if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
         q_low, k_low = q.to(v.dtype), k.to(v.dtype)
+        scale = None if gamma is None else gamma.detach().float()
+        dgamma = torch.zeros((), dtype=torch.float32, device=q.device)
         with torch.autocast(q.device.type, enabled=False):
             for i in range(0, n, chunk):
                 rows = slice(i, i + chunk)
                 m = q[rows].shape[0]
-                p, pl, ds, dp = probs[:m], low[:m], dscores[:m], dprobs[:m]
+                p, pl, ds, dp, pds = probs[:m], low[:m], dscores[:m], dprobs[:m], product[:m]
                 qf, kf, go = q[rows].float(), k[rows].float(), grad_out[rows]
                 torch.bmm(qf, kf.transpose(1, 2), out=p)
                 p.sub_(lse[rows]).exp_()
                 if pl is not p:
                     pl.copy_(p)
                 torch.bmm(pl.transpose(1, 2), go, out=dv[rows])
-                torch.bmm(go, v[rows].transpose(1, 2), out=dp)
+                torch.bmm(go, v[rows].transpose(1, 2), out=dp)  # d(probs), before gamma
                 if ds is not dp:
                     ds.copy_(dp)
-                delta = (go.float() * out[rows].float()).sum(-1, keepdim=True)  # = rowsum(p * dp)
+                delta = torch.mul(p, ds, out=pds).sum(-1, keepdim=True)  # = rowsum(grad_out * out / gamma)
                 ds.sub_(delta).mul_(p)  # d(scores) = p * (dp - rowsum(p * dp)), in float32
+                if scale is not None:
+                    dgamma += delta.sum()
+                    ds.mul_(scale)
+                    dv[rows].mul_(scale.to(dv.dtype))
                 if dp is not ds:  # in low precision, dq and dk take d(scores) rounded as p v takes p
                     dp.copy_(ds)
                 torch.bmm(dp, k_low[rows], out=dq[rows])
                 torch.bmm(dp.transpose(1, 2), q_low[rows], out=dk[rows])
-        return dq.to(q.dtype), dk.to(k.dtype), dv
+        grad_gamma = None if gamma is None else dgamma.reshape(gamma.shape).to(gamma.dtype)
+        return dq.to(q.dtype), dk.to(k.dtype), dv, grad_gamma
 
 
 class FSA(nn.Module):
