@@ -110,7 +110,7 @@ def main() -> None:
 
         def phase_loss(phase, ctx):
             mem.label = f"{phase.name} phase"
-            return loss(phase, ctx)
+            yield from loss(phase, ctx)
 
         objective.begin_step, objective.loss = begin, phase_loss
         for step in range(args.steps):

@@ -183,6 +183,49 @@ def test_discriminators_may_see_clips_shifted_in_time(tmp_path: Path) -> None:
         TrainConfig.from_dict({"model": "mocogan", "d_time_roll": 0.5, "data": "x"})
 
 
+def test_g3an_d_phase_in_two_terms_gives_the_gradient_and_scalars_of_the_summed_loss(tmp_path: Path) -> None:
+    from g3an.train.loop import Trainer
+    from g3an.train.objectives import bce
+
+    trainer = Trainer(_cfg(d_time_roll=0.5, threads=1), tmp_path / "terms", TinyClips(), False)
+    objective, D, phase = trainer.objective, trainer.D, trainer.objective.phases[0]
+    assert phase.name == "D"
+    D.eval()  # no spectral-norm power iteration between the runs compared
+    ctx = StepContext(real=TinyClips().videos[:4], labels=None, rng=torch.Generator().manual_seed(0), rank=0,
+                      world=1, step=0, device=torch.device("cpu"))  # fmt: skip
+    objective.begin_step(ctx)
+    params = list(D.parameters())
+
+    def grads() -> list[torch.Tensor]:
+        out = [p.grad.clone() for p in params]
+        D.zero_grad(set_to_none=True)
+        return out
+
+    # as the loop runs it: the real clips' term backpropagated before the fakes' term is computed
+    terms, stats = [], {}
+    for loss, logged in objective.loss(phase, ctx):
+        terms.append(loss.detach())
+        stats.update(logged)
+        loss.backward()
+    assert len(terms) == 2
+    in_turn = grads()
+    # the loss as one sum, both discriminator graphs held at once
+    c = ctx.cache
+    real = D(objective._shown(ctx.real, ctx, "real"), None, c["real_frame"])
+    fake = D(objective._shown(c["fake"].detach(), ctx, "fake"), None, c["fake_frame"])
+    loss_v, loss_i = (
+        bce(real["video"], 1.0) + bce(fake["video"], 0.0),
+        bce(real["image"], 1.0) + bce(fake["image"], 0.0),
+    )
+    (loss_v + loss_i).backward()
+    for a, b in zip(in_turn, grads()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # the same sum, added in another order
+    torch.testing.assert_close(stats["loss/D_V"], loss_v.detach())
+    torch.testing.assert_close(stats["loss/D_I"], loss_i.detach())
+    torch.testing.assert_close(sum(terms), (loss_v + loss_i).detach())
+    torch.testing.assert_close(stats["D_video/fake"], torch.sigmoid(fake["video"]).mean().detach())
+
+
 def test_appearance_consistency_pairs_fakes_by_appearance_and_penalises_their_colour_gap(tmp_path: Path) -> None:
     from g3an.train.loop import Trainer
     from g3an.train.objectives import appearance_descriptor, appearance_gap
@@ -226,7 +269,7 @@ def test_appearance_consistency_pairs_fakes_by_appearance_and_penalises_their_co
     step = ctx(0, 1, 4)
     with torch.no_grad():
         trainer.objective.begin_step(step)
-        loss, stats = trainer.objective.loss(trainer.objective.phases[1], step)
+        ((loss, stats),) = trainer.objective.loss(trainer.objective.phases[1], step)  # the G phase: one term
     gap = appearance_gap(step.cache["fake"], torch.tensor([0, 2]))
     torch.testing.assert_close(stats["loss/G_appearance_gap"], gap)
     torch.testing.assert_close(loss, stats["loss/G"] + 2.0 * gap)
@@ -283,7 +326,7 @@ def test_colour_consistency_penalises_colours_that_change_with_motion_not_their_
                            rank=0, world=1, step=0, device=torch.device("cpu"))  # fmt: skip
         with torch.no_grad():
             trainer.objective.begin_step(step)
-            loss, stats = trainer.objective.loss(trainer.objective.phases[1], step)
+            ((loss, stats),) = trainer.objective.loss(trainer.objective.phases[1], step)  # the G phase: one term
         fake, first = step.cache["fake"], torch.tensor([0, 2])
         assert not torch.equal(fake[0], fake[1])  # one z_a, two motion codes
         shift = pair_colour_shifts(fake, first).mean()

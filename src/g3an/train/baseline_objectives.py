@@ -19,7 +19,7 @@ from torch import nn
 from g3an.models.g3an import select_frames
 from g3an.models.tgan import singular_value_clip
 from g3an.train.config import OptimConfig
-from g3an.train.objectives import Objective, Phase, StepContext, adam, bce, register_objective
+from g3an.train.objectives import Loss, Objective, Phase, StepContext, adam, bce, register_objective
 
 __all__ = ["MoCoGANObjective", "TGANObjective", "VGANObjective", "frozen_bn_stats"]
 
@@ -77,18 +77,19 @@ class VGANObjective(Objective):
         parts = self.G(**ctx.latents(self.G, ctx.real.shape[2]), return_parts=True)
         ctx.cache["fake"], ctx.cache["mask"] = parts["video"], parts["mask"]
 
-    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, ctx: StepContext) -> Iterator[Loss]:
         fake = ctx.cache["fake"]
         if phase.name == "D":
             real_logit = self.D(ctx.real)["video"]
             fake_logit = self.D(fake.detach())["video"]
             loss = bce(real_logit, 1.0) + bce(fake_logit, 0.0)
-            return loss, {"loss/D": loss, **_real_fake_stats("D", real_logit, fake_logit)}
+            yield loss, {"loss/D": loss, **_real_fake_stats("D", real_logit, fake_logit)}
+            return
         with frozen_bn_stats(self.D):
             adv = bce(self.D(fake)["video"], 1.0)
         mask_l1 = ctx.cache["mask"].float().abs().mean()
         loss = adv + float(self.G.mask_l1) * mask_l1
-        return loss, {"loss/G": loss, "loss/G_adv": adv, "loss/mask_l1": mask_l1}
+        yield loss, {"loss/G": loss, "loss/G_adv": adv, "loss/mask_l1": mask_l1}
 
 
 @register_objective("tgan")
@@ -120,16 +121,17 @@ class TGANObjective(Objective):
     def begin_step(self, ctx: StepContext) -> None:
         ctx.cache["fake"] = self.G(**ctx.latents(self.G, ctx.real.shape[2]))
 
-    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, ctx: StepContext) -> Iterator[Loss]:
         fake = ctx.cache["fake"]
         if phase.name == "G":
             loss = -self.D(fake)["video"].float().mean()
-            return loss, {"loss/G": loss}
+            yield loss, {"loss/G": loss}
+            return
         with frozen_bn_stats(self.D):
             fake_score = self.D(fake.detach())["video"].float().mean()
         real_score = self.D(ctx.real)["video"].float().mean()
         loss = fake_score - real_score
-        return loss, {"loss/D": loss, "wasserstein": real_score - fake_score, "D/real": real_score,
+        yield loss, {"loss/D": loss, "wasserstein": real_score - fake_score, "D/real": real_score,
                       "D/fake": fake_score}  # fmt: skip
 
     def after_phase(self, phase: Phase, ctx: StepContext) -> None:
@@ -200,13 +202,14 @@ class MoCoGANObjective(Objective):
             c["fake_frames"] = select_frames(self.G(**d_img["latents"], y=d_img["y"]), d_img["frame"])
             c["fake_videos"] = self.G(**d_vid["latents"], y=d_vid["y"])
 
-    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, ctx: StepContext) -> Iterator[Loss]:
         c, D = ctx.cache, self.D
         if phase.name == "D_I":
             real = D.image_logits(select_frames(ctx.real, c["real_frame"]), c["real_seed_i"])
             fake = D.image_logits(c["fake_frames"], c["d_image"]["seed"])
             loss = bce(real, 1.0) + bce(fake, 0.0)
-            return loss, {"loss/D_I": loss, **_real_fake_stats("D_image", real, fake)}
+            yield loss, {"loss/D_I": loss, **_real_fake_stats("D_image", real, fake)}
+            return
         if phase.name == "D_V":
             real = D.video_logits(ctx.real, c["real_seed_v"])
             fake = D.video_logits(c["fake_videos"], c["d_video"]["seed"])
@@ -220,7 +223,8 @@ class MoCoGANObjective(Objective):
             if D.num_classes and D.head_on_fakes:
                 stats["loss/D_V_category_fake"] = _category_loss(fake, c["d_video"]["y"])
                 loss = loss + stats["loss/D_V_category_fake"]
-            return loss, {"loss/D_V": loss, **stats}
+            yield loss, {"loss/D_V": loss, **stats}
+            return
         g_img, g_vid = c["g_image"], c["g_video"]
         frames = select_frames(self.G(**g_img["latents"], y=g_img["y"]), g_img["frame"])
         videos = D.video_logits(self.G(**g_vid["latents"], y=g_vid["y"]), g_vid["seed"])
@@ -231,7 +235,7 @@ class MoCoGANObjective(Objective):
         if D.num_classes and D.use_infogan:
             stats["loss/G_category"] = _category_loss(videos, g_vid["y"])
             loss = loss + stats["loss/G_category"]
-        return loss, {"loss/G": loss, **stats}
+        yield loss, {"loss/G": loss, **stats}
 
 
 def _category_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
 from g3an.train.config import TrainConfig
 from g3an.train.ema import EMA
-from g3an.train.objectives import OBJECTIVES, Objective, StepContext, trainable
+from g3an.train.objectives import OBJECTIVES, Objective, Phase, StepContext, trainable
 from g3an.train.sampler import InfiniteBatchSampler, derive_seed, step_generator
 from g3an.train.stats import RunLogger
 
@@ -311,6 +311,18 @@ class Trainer:
         return iter(loader)
 
     # -- one step --------------------------------------------------------------------------------
+    def _check_finite(self, phase: Phase, loss: torch.Tensor) -> None:
+        value = float(loss.detach())
+        finite = math.isfinite(value)
+        if self.env.world > 1:  # every process stops together, or none (no deadlock in the next all-reduce)
+            finite = dist_utils.all_reduce_scalars({"bad": 0.0 if finite else 1.0}, self.env.device)["bad"] == 0
+        if not finite:
+            where = f"the last good checkpoint {self.last_good} is kept" if self.last_good else "no checkpoint yet"
+            raise TrainingDiverged(
+                f"non-finite {phase.name} loss ({value}) at step {self.step}; stopping ({where}). "
+                "Try a lower learning rate or --precision fp32."
+            )
+
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         dev = self.env.device
         real = batch["video"].to(dev, non_blocking=True)
@@ -329,24 +341,21 @@ class Trainer:
             training_g = phase.trains == "generator"
             trainable(self.G, training_g)
             trainable(self.D, not training_g)
-            with autocast:
-                loss, stats = self.objective.loss(phase, ctx)
-            value = float(loss.detach())
-            finite = math.isfinite(value)
-            if self.env.world > 1:  # every process stops together, or none (no deadlock in the next all-reduce)
-                finite = dist_utils.all_reduce_scalars({"bad": 0.0 if finite else 1.0}, self.env.device)["bad"] == 0
-            if not finite:
-                where = f"the last good checkpoint {self.last_good} is kept" if self.last_good else "no checkpoint yet"
-                raise TrainingDiverged(
-                    f"non-finite {phase.name} loss ({value}) at step {self.step}; stopping ({where}). "
-                    "Try a lower learning rate or --precision fp32."
-                )
             params = [p for name in phase.optimizers for g in self.optimizers[name].param_groups for p in g["params"]]
             # normally None already (freed after each optimiser step, below); this drops any gradient an
             # earlier phase's backward left on these parameters, so it never adds to this phase's
             for name in phase.optimizers:
                 self.optimizers[name].zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            terms = self.objective.loss(phase, ctx)
+            while True:  # each term of the loss backpropagated before the next is computed; gradients add up
+                with autocast:
+                    term = next(terms, None)
+                if term is None:
+                    break
+                loss, stats = term
+                self._check_finite(phase, loss)
+                self.scaler.scale(loss).backward()
+                scalars.update({k: float(v.detach()) for k, v in stats.items()})
             dist_utils.all_reduce_grads(params)
             scalars[f"grad_norm/{phase.name}"] = _grad_norm(params) / (
                 self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
@@ -358,7 +367,6 @@ class Trainer:
                 self.optimizers[name].zero_grad(set_to_none=True)
             self.scaler.update()
             self.objective.after_phase(phase, ctx)
-            scalars.update({k: float(v.detach()) for k, v in stats.items()})
         trainable(self.G, True)
         trainable(self.D, True)
         if self.ema is not None:

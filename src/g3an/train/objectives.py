@@ -1,15 +1,15 @@
 """Training objectives: one object per model family, organised as phases the one training loop runs.
 
 An objective builds its optimisers, says which phases a step has (which networks each phase trains and
-which optimisers it steps), makes the step's fake videos once (``begin_step``), and returns each
-phase's loss. The loop owns everything else: autocast, backward, gradient all-reduce, optimiser steps,
-the non-finite guard, EMA, logging and checkpoints. Adding a model family is one subclass and one
-entry in :data:`OBJECTIVES`.
+which optimisers it steps), makes the step's fake videos once (``begin_step``), and yields each phase's
+loss, in one term or several (each backpropagated before the next is computed). The loop owns everything
+else: autocast, backward, gradient all-reduce, optimiser steps, the non-finite guard, EMA, logging and
+checkpoints. Adding a model family is one subclass and one entry in :data:`OBJECTIVES`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -20,7 +20,7 @@ from torch import nn
 from g3an.models.base import VideoDiscriminator, VideoGenerator
 from g3an.train.config import OptimConfig, TrainConfig
 
-__all__ = ["OBJECTIVES", "G3ANObjective", "Objective", "Phase", "StepContext", "register_objective"]
+__all__ = ["OBJECTIVES", "G3ANObjective", "Loss", "Objective", "Phase", "StepContext", "register_objective"]
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,19 @@ class Objective:
     def begin_step(self, ctx: StepContext) -> None:
         """Draw the step's latents and generate its fakes (once per step)."""
 
-    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The scalar loss of ``phase`` and detached scalars to log."""
+    def loss(self, phase: Phase, ctx: StepContext) -> Iterator[Loss]:
+        """Yield ``phase``'s scalar loss and the scalars to log, as one term or as several whose sum is the
+        loss. The loop backpropagates each term before asking for the next, so two terms' graphs are never
+        held at once (G3AN's discriminators see the real clips, then the fakes); the phase's gradient is
+        their sum, and its optimisers step after the last."""
         raise NotImplementedError
 
     def after_phase(self, phase: Phase, ctx: StepContext) -> None:
         """Called after the phase's optimiser step (e.g. weight clipping)."""
 
+
+#: one term of a phase's loss: the scalar and the scalars to log
+Loss = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 OBJECTIVES: dict[str, type[Objective]] = {}
 
@@ -286,33 +292,36 @@ class G3ANObjective(Objective):
         shift = ctx.cache.get(f"{name}_shift")
         return video if shift is None or not shift.any() else roll_time(video, shift)
 
-    def loss(self, phase: Phase, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, phase: Phase, ctx: StepContext) -> Iterator[Loss]:
         c = ctx.cache
         if phase.name == "D":
+            # two terms, the real clips' backpropagated before the fakes' are seen: D's graphs of the two never
+            # coexist with G's (the step's memory peak); D is called on each as before, and the gradient is the sum
             real = self.D(self._shown(ctx.real, ctx, "real"), c["y_real"], c["real_frame"])
+            real_v, real_i = bce(real["video"], 1.0), bce(real["image"], 1.0)
+            yield real_v + real_i, {}
             fake = self.D(self._shown(c["fake"].detach(), ctx, "fake"), c["y_fake"], c["fake_frame"])
-            loss_v = bce(real["video"], 1.0) + bce(fake["video"], 0.0)
-            loss_i = bce(real["image"], 1.0) + bce(fake["image"], 0.0)
-            stats = {"loss/D_V": loss_v, "loss/D_I": loss_i}
+            fake_v, fake_i = bce(fake["video"], 0.0), bce(fake["image"], 0.0)
+            stats = {"loss/D_V": real_v.detach() + fake_v, "loss/D_I": real_i.detach() + fake_i}
             for head in ("video", "image"):
-                stats[f"D_{head}/real"] = torch.sigmoid(real[head].float()).mean()
-                stats[f"D_{head}/fake"] = torch.sigmoid(fake[head].float()).mean()
-            return loss_v + loss_i, stats
+                stats[f"D_{head}/real"] = torch.sigmoid(real[head].detach().float()).mean()
+                stats[f"D_{head}/fake"] = torch.sigmoid(fake[head].detach().float()).mean()
+            yield fake_v + fake_i, stats
+            return
         out = self.D(self._shown(c["fake"], ctx, "fake"), c["y_fake"], c["fake_frame"])
         loss_v, loss_i = bce(out["video"], 1.0), bce(out["image"], 1.0)
         stats = {"loss/G": loss_v + loss_i, "loss/G_video": loss_v, "loss/G_image": loss_i}
         loss = loss_v + loss_i
-        if not (self.appearance_consistency or self.colour_consistency):
-            return loss, stats
-        terms = (("appearance_gap", self.appearance_consistency, self.appearance_margin, pair_gaps),
-                 ("colour_shift", self.colour_consistency, self.colour_margin, pair_colour_shifts))  # fmt: skip
-        first = ctx.local_pairs().to(c["fake"].device)
-        for name, weight, margin, measure in terms:
-            if weight:
-                gap = appearance_gap(c["fake"], first, margin, measure)
-                stats[f"loss/G_{name}"] = gap
-                loss = loss + weight * gap
-        return loss, stats
+        if self.appearance_consistency or self.colour_consistency:
+            terms = (("appearance_gap", self.appearance_consistency, self.appearance_margin, pair_gaps),
+                     ("colour_shift", self.colour_consistency, self.colour_margin, pair_colour_shifts))  # fmt: skip
+            first = ctx.local_pairs().to(c["fake"].device)
+            for name, weight, margin, measure in terms:
+                if weight:
+                    gap = appearance_gap(c["fake"], first, margin, measure)
+                    stats[f"loss/G_{name}"] = gap
+                    loss = loss + weight * gap
+        yield loss, stats
 
 
 def trainable(module: nn.Module, flag: bool) -> None:
