@@ -228,6 +228,10 @@ def train_run(spec: RunSpec, work_dir: Path) -> dict[str, Any]:
     except TrainingDiverged as err:
         return {"status": "diverged", "error": str(err), "resumed_from_step": start,
                 "seconds": time.perf_counter() - t0, "train_config": cfg.to_dict()}  # fmt: skip
+    if result.interrupted:  # a stop signal: the checkpoint is kept, the run is not finished
+        return {"status": "interrupted", "error": f"stopped by {result.signal_name} at step {result.step} of "
+                f"{cfg.steps}", "resumed_from_step": start, "steps": result.step,
+                "seconds": time.perf_counter() - t0, "train_config": cfg.to_dict()}  # fmt: skip
     return {"status": "ok", "error": None, "resumed_from_step": start, "steps": result.step, "videos": result.videos,
             "seconds": time.perf_counter() - t0, "checkpoint": str(result.checkpoint), "train_config": cfg.to_dict(),
             "last_scalars": result.last_scalars}  # fmt: skip
@@ -313,7 +317,8 @@ def execute_run(spec_dict: dict[str, Any], work_dir: str, threads: int | None) -
         record["seconds"]["eval"] = time.perf_counter() - t0
         record["seconds"]["eval_cpu"] = time.process_time() - cpu0
     record["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _write_json(spec.result_path(wd), record)
+    if trained["status"] != "interrupted":  # an interrupted run has no result yet: a rerun resumes it
+        _write_json(spec.result_path(wd), record)
     return record
 
 
@@ -392,28 +397,50 @@ def run_all(specs: list[RunSpec], work_dir: Path, jobs: int, threads: int) -> tu
         print(line + (f", FID {fid:.2f}" if fid is not None else ""), flush=True)
         done.append(rec["run_id"])
 
+    stopped = False
     if jobs <= 1:
         import torch
 
         before = torch.get_num_threads()
         try:
             for i, spec in enumerate(todo, 1):
-                report(i, execute_run(dataclasses.asdict(spec), str(work_dir), threads))
+                rec = execute_run(dataclasses.asdict(spec), str(work_dir), threads)
+                report(i, rec)
+                if rec["status"] == "interrupted":
+                    stopped = True
+                    break
         finally:
             torch.set_num_threads(before)
-        return done, skipped
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(execute_run, dataclasses.asdict(s), str(work_dir), threads): s for s in todo}
-        for i, fut in enumerate(as_completed(futures), 1):
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(execute_run, dataclasses.asdict(s), str(work_dir), threads): s for s in todo}
             try:
-                report(i, fut.result())
-            except Exception:
-                spec = futures[fut]
-                print(f"[{i}/{len(todo)}] {spec.dataset} {spec.row} seed {spec.seed} failed:\n"
-                      f"{traceback.format_exc()}", file=sys.stderr, flush=True)  # fmt: skip
+                for i, fut in enumerate(as_completed(futures), 1):
+                    if fut.cancelled():
+                        continue
+                    try:
+                        rec = fut.result()
+                    except Exception:
+                        spec = futures[fut]
+                        print(f"[{i}/{len(todo)}] {spec.dataset} {spec.row} seed {spec.seed} failed:\n"
+                              f"{traceback.format_exc()}", file=sys.stderr, flush=True)  # fmt: skip
+                        continue
+                    report(i, rec)
+                    if rec["status"] == "interrupted" and not stopped:  # a worker was told to stop: no new runs
+                        stopped = True
+                        for other in futures:
+                            other.cancel()
+            except KeyboardInterrupt:  # the workers got the signal too and save their checkpoints
+                stopped = True
+                for other in futures:
+                    other.cancel()
+                print("interrupted: waiting for the running runs to save their checkpoints", flush=True)
+    if stopped:
+        raise SystemExit("stopped before every run finished; interrupted runs keep their checkpoints and write no "
+                         "result: run the same command again to resume them")  # fmt: skip
     return done, skipped
 
 

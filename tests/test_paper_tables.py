@@ -114,3 +114,22 @@ def test_estimate_measures_each_row_and_prints_the_expected_time(paper_tables, t
     for row in rows:  # one line per row: s/step, s/video, s/run, all positive
         line = next(line for line in out.splitlines() if line.startswith(f"{row.key} "))
         assert len(line.split()) == 4 and all(float(v) > 0 for v in line.split()[1:]), line
+
+
+def test_an_interrupted_run_writes_no_result_and_stops_the_invocation(paper_tables, tmp_path: Path,
+                                                                      monkeypatch) -> None:  # fmt: skip
+    import g3an.train
+    from g3an.train.loop import TrainResult
+
+    calls = []
+
+    def stopped(cfg, run_dir, **kw) -> TrainResult:  # as fit returns after SIGTERM / SIGINT: checkpoint saved
+        calls.append(run_dir)
+        return TrainResult(step=1, videos=2, checkpoint=Path(run_dir) / "step-1.pt", interrupted=True,
+                           signal_name="SIGTERM")  # fmt: skip
+
+    monkeypatch.setattr(g3an.train, "fit", stopped)
+    with pytest.raises(SystemExit, match="run the same command again to resume"):
+        paper_tables.main(_argv(tmp_path))
+    assert len(calls) == 1  # no further run started
+    assert not list((tmp_path / "work" / "results").rglob("*.json"))  # so a rerun trains (resumes) it
