@@ -132,7 +132,7 @@ class TGANObjective(Objective):
         real_score = self.D(ctx.real)["video"].float().mean()
         loss = fake_score - real_score
         yield loss, {"loss/D": loss, "wasserstein": real_score - fake_score, "D/real": real_score,
-                      "D/fake": fake_score}  # fmt: skip
+                     "D/fake": fake_score}  # fmt: skip
 
     def after_phase(self, phase: Phase, ctx: StepContext) -> None:
         every = int(getattr(self.D, "svc_every", 0))
