@@ -2,8 +2,8 @@
 
 ``fit(cfg, run_dir)`` trains the registered model ``cfg.model`` with its objective
 (:mod:`g3an.train.objectives`). A step runs the objective's phases; each phase: toggle which network
-trains, forward under autocast, check the loss is finite, backward, all-reduce gradients over
-processes, step that phase's optimisers. Every random draw of a step comes from (seed, step), and data
+trains; for each term of its loss, forward under autocast, check it is finite, backward; all-reduce
+gradients over processes, step that phase's optimisers. Every random draw of a step comes from (seed, step), and data
 order from (seed, epoch), so ``N`` steps in one go and ``N/2`` + resume + ``N/2`` give the same weights.
 """
 
