@@ -19,7 +19,16 @@ from torch import nn
 from g3an.models.g3an import select_frames
 from g3an.models.tgan import singular_value_clip
 from g3an.train.config import OptimConfig
-from g3an.train.objectives import Loss, Objective, Phase, StepContext, adam, bce, register_objective
+from g3an.train.objectives import (
+    Loss,
+    Objective,
+    Phase,
+    StepContext,
+    adam,
+    bce,
+    real_fake_stats,
+    register_objective,
+)
 
 __all__ = ["MoCoGANObjective", "TGANObjective", "VGANObjective", "frozen_bn_stats"]
 
@@ -44,11 +53,6 @@ def frozen_bn_stats(module: nn.Module) -> Iterator[None]:
 def _lrs(optim: OptimConfig, default: float) -> tuple[float, float]:
     """Generator and discriminator learning rates: the ``optim`` overrides, else the model's default."""
     return (optim.lr_g if optim.lr_g is not None else default, optim.lr_d if optim.lr_d is not None else default)
-
-
-def _real_fake_stats(prefix: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean D probabilities of real and fake inputs, for the log."""
-    return {f"{prefix}/real": torch.sigmoid(real.float()).mean(), f"{prefix}/fake": torch.sigmoid(fake.float()).mean()}
 
 
 @register_objective("vgan")
@@ -83,7 +87,7 @@ class VGANObjective(Objective):
             real_logit = self.D(ctx.real)["video"]
             fake_logit = self.D(fake.detach())["video"]
             loss = bce(real_logit, 1.0) + bce(fake_logit, 0.0)
-            yield loss, {"loss/D": loss, **_real_fake_stats("D", real_logit, fake_logit)}
+            yield loss, {"loss/D": loss, **real_fake_stats("D", real_logit, fake_logit)}
             return
         with frozen_bn_stats(self.D):
             adv = bce(self.D(fake)["video"], 1.0)
@@ -208,13 +212,13 @@ class MoCoGANObjective(Objective):
             real = D.image_logits(select_frames(ctx.real, c["real_frame"]), c["real_seed_i"])
             fake = D.image_logits(c["fake_frames"], c["d_image"]["seed"])
             loss = bce(real, 1.0) + bce(fake, 0.0)
-            yield loss, {"loss/D_I": loss, **_real_fake_stats("D_image", real, fake)}
+            yield loss, {"loss/D_I": loss, **real_fake_stats("D_image", real, fake)}
             return
         if phase.name == "D_V":
             real = D.video_logits(ctx.real, c["real_seed_v"])
             fake = D.video_logits(c["fake_videos"], c["d_video"]["seed"])
             loss = bce(real[:, 0], 1.0) + bce(fake[:, 0], 0.0)
-            stats = _real_fake_stats("D_video", real[:, 0], fake[:, 0])
+            stats = real_fake_stats("D_video", real[:, 0], fake[:, 0])
             if D.num_classes and D.use_categories:
                 if ctx.labels is None:
                     raise ValueError("MoCoGAN with use_categories needs class labels from the dataset")

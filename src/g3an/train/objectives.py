@@ -144,6 +144,12 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
+def real_fake_stats(prefix: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean D probabilities of real and fake inputs (logits), for the log."""
+    return {f"{prefix}/real": torch.sigmoid(real.detach().float()).mean(),
+            f"{prefix}/fake": torch.sigmoid(fake.detach().float()).mean()}  # fmt: skip
+
+
 def roll_time(video: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """Video ``b`` circularly shifted in time so that its frame ``shift[b]`` comes first: ``(B, C, T, H, W)``."""
     b, c, t, h, w = video.shape
@@ -304,8 +310,7 @@ class G3ANObjective(Objective):
             fake_v, fake_i = bce(fake["video"], 0.0), bce(fake["image"], 0.0)
             stats = {"loss/D_V": real_v.detach() + fake_v, "loss/D_I": real_i.detach() + fake_i}
             for head in ("video", "image"):
-                stats[f"D_{head}/real"] = torch.sigmoid(real[head].detach().float()).mean()
-                stats[f"D_{head}/fake"] = torch.sigmoid(fake[head].detach().float()).mean()
+                stats.update(real_fake_stats(f"D_{head}", real[head], fake[head]))
             yield fake_v + fake_i, stats
             return
         out = self.D(self._shown(c["fake"], ctx, "fake"), c["y_fake"], c["fake_frame"])
