@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from g3an import machine
@@ -51,21 +50,16 @@ def _plain_attention() -> Iterator[None]:
     """Count F-SA's attention as its formula, gamma * softmax(q k^T) v: the flop counter does not count
     PyTorch's fused CPU kernel at all (whose q k^T runs on queries and keys zero-padded to the value width,
     8x the formula's work in that product), and it would count the chunked kernel's scores twice (once
-    more when backward recomputes them, as it recomputes the projections to q, k and v). The FLOPs
-    reported are the model's arithmetic, as the spec counts the reference's; the time is the chosen
-    kernel's."""
+    more when backward recomputes them). The FLOPs reported are the model's arithmetic, as the spec counts
+    the reference's; the time is the chosen kernel's."""
     from g3an.models import attention
 
-    def formula(x, weight, bias, gamma, sequences):
-        q, k, v = sequences(F.linear(x, weight, bias))
-        return attention.attend_formula(q, k, v) * gamma.to(v.dtype)
-
-    chosen = attention._project_attend
-    attention._project_attend = formula
+    chosen = attention._attend
+    attention._attend = lambda q, k, v, gamma: attention.attend_formula(q, k, v) * gamma.to(v.dtype)
     try:
         yield
     finally:
-        attention._project_attend = chosen
+        attention._attend = chosen
 
 
 class _Clips(torch.utils.data.Dataset):

@@ -16,7 +16,6 @@ Two layouts of the attended tensor are available:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -69,10 +68,15 @@ class AxisSelfAttention(nn.Module):
         b, c, t, h, w = x.shape
         # The 1x1x1 query/key/value convs are one matrix product on the channel axis of x laid out
         # (B, T, H, W, C) (a free view when x is channels-last-3d; under autocast x is cast once).
-        convs = (self.q_conv, self.k_conv, self.v_conv)
-        weight = torch.cat([conv.weight.flatten(1) for conv in convs])  # each normalised weight read once
-        bias = torch.cat([conv.bias for conv in convs])
-        out = _project_attend(x.permute(0, 2, 3, 4, 1), weight, bias, self.gamma, self._sequences)
+        qkv = _pointwise((self.q_conv, self.k_conv, self.v_conv), x.permute(0, 2, 3, 4, 1))
+        # Sequences outermost: (B, H, W, T, .) for TSA, (B, T, H, W, .) for SSA.
+        if self.axis == "time":
+            qkv = qkv.permute(0, 2, 3, 1, 4)
+            n, length = b * h * w, t
+        else:
+            n, length = b * t, h * w
+        q, k, v = qkv.reshape(n, length, -1).split([self.q_conv.out_channels, self.k_conv.out_channels, c], -1)
+        out = _attend(q, k, v, self.gamma)  # gamma * softmax(q k^T) v, (N, L, C), softmax over keys
         if self.layout == "correct":
             if self.axis == "time":
                 out = out.view(b, h, w, t, c).permute(0, 4, 3, 1, 2)
@@ -87,18 +91,6 @@ class AxisSelfAttention(nn.Module):
         # Reference: reinterpret the (N, L, C) buffer as (b, h, w, C, t), then permute to (b, C, t, h, w).
         return x + out.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
 
-    def _sequences(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k, v ``(N, L, .)`` from the projections ``(B, T, H, W, 2 C/8 + C)``: sequences outermost,
-        ``(B, H, W)`` of length T for TSA, ``(B, T)`` of length HW for SSA."""
-        b, t, h, w, _ = qkv.shape
-        if self.axis == "time":
-            qkv, n, length = qkv.permute(0, 2, 3, 1, 4), b * h * w, t
-        else:
-            n, length = b * t, h * w
-        sizes = [self.q_conv.out_channels, self.k_conv.out_channels, self.channels]
-        q, k, v = qkv.reshape(n, length, -1).split(sizes, -1)
-        return q, k, v
-
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
     cl = x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d)
@@ -111,18 +103,22 @@ def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     return b.is_contiguous(memory_format=fmt) and a.is_contiguous(memory_format=fmt)
 
 
-def _project_attend(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gamma: torch.Tensor,
-    sequences: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
-) -> torch.Tensor:  # fmt: skip
-    """``gamma * softmax(q k^T) v`` with scale 1, where ``q, k, v = sequences(linear(x, weight, bias))`` are
-    ``(N, L, d)``, ``(N, L, d)``, ``(N, L, C)``, ``d <= C``, by :func:`attention_kernel`'s choice:
+def _pointwise(convs: tuple[nn.Conv3d, ...], x: torch.Tensor) -> torch.Tensor:
+    """1x1x1 ``convs`` applied to channels-last ``x`` (``(..., C)``) as one matrix product; their outputs
+    concatenated on the last axis. Each conv's (spectrally normalised) weight is read once."""
+    weight = torch.cat([conv.weight.flatten(1) for conv in convs])
+    bias = torch.cat([conv.bias for conv in convs])
+    return F.linear(x, weight, bias)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """``gamma * softmax(q k^T) v`` with scale 1 for q, k ``(N, L, d)``, v ``(N, L, C)``, ``d <= C``, and a
+    scalar ``gamma``, by :func:`attention_kernel`'s choice:
 
     * ``chunked`` (CPUs): :func:`attend_chunked`, a few sequences at a time with float32 scores that are
-      recomputed in backward, q k^T at the true 32 channels. It keeps for backward only x (which the
-      projection would keep anyway) and a number per query, with ``gamma`` applied inside: not the scores,
-      the attended output, nor q, k and v, which backward recomputes from x (on the paper configuration,
-      168 MB less kept in bf16 for 2 x 21 GFLOP more).
+      recomputed in backward, q k^T at the true 32 channels. It keeps only q, k, v (views of the one
+      q/k/v product) and a number per query for backward, with ``gamma`` applied inside, so neither the
+      scores nor the attended output are stored.
     * ``fused`` (GPUs): PyTorch's fused (flash) kernel for long sequences (SSA's 1,024 positions). It needs
       one head size for q, k and v, but v is 8x wider here, so q and k are padded with zero channels (q k^T
       is unchanged, its cost is not). Short sequences (``L <= C``: TSA's 16 frames) take the formula, whose
@@ -136,17 +132,12 @@ def _project_attend(
     0.09 s by the formula against 0.58 s fused in bf16 on the Xeon; on one core of the EPYC (beside other
     jobs, alternating in one process, times gamma) 0.47 s chunked against 0.60 s by the formula.
     """
-    if attention_kernel(x.device) == "chunked":
-        device = x.device.type
-        if torch.is_autocast_enabled(device):  # cast here, as the projection would be: x is kept in its dtype
-            dtype = torch.get_autocast_dtype(device)
-            x, weight, bias = x.to(dtype), weight.to(dtype), bias.to(dtype)
-        with torch.autocast(device, enabled=False):
-            return _ProjectedAttention.apply(x, weight, bias, gamma, sequences)
-    q, k, v = sequences(F.linear(x, weight, bias))
-    if q.shape[-1] > v.shape[-1]:
-        raise ValueError(f"attention: query/key channels ({q.shape[-1]}) exceed value channels ({v.shape[-1]})")
-    out = attend_formula(q, k, v) if q.shape[1] <= v.shape[-1] else attend_fused(q, k, v)
+    d, c = q.shape[-1], v.shape[-1]
+    if d > c:
+        raise ValueError(f"attention: query/key channels ({d}) exceed value channels ({c})")
+    if attention_kernel(q.device) == "chunked":
+        return attend_chunked(q, k, v, gamma)
+    out = attend_formula(q, k, v) if q.shape[1] <= c else attend_fused(q, k, v)
     return out * gamma.to(out.dtype)
 
 
@@ -207,128 +198,79 @@ def attend_chunked(
 _CHUNK_SCORES = 1 << 21
 
 
-def _chunked_forward(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gamma: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`attend_chunked`'s forward: the output and each query's log-sum-exp ``(N, L, 1)``, float32."""
-    n, length, _ = q.shape
-    chunk = _chunk(n, length)
-    out = torch.empty_like(v, memory_format=torch.contiguous_format)
-    lse = torch.empty(n, length, 1, dtype=torch.float32, device=q.device)
-    scores = q.new_empty((chunk, length, length), dtype=torch.float32)
-    probs = scores if v.dtype == torch.float32 else torch.empty_like(scores, dtype=v.dtype)
-    with torch.autocast(q.device.type, enabled=False):
-        scale = None if gamma is None else gamma.detach().float()
-        for i in range(0, n, chunk):
-            rows = slice(i, i + chunk)
-            m = q[rows].shape[0]
-            s, p = scores[:m], probs[:m]
-            torch.bmm(q[rows].float(), k[rows].float().transpose(1, 2), out=s)
-            top = s.amax(-1, keepdim=True)
-            s.sub_(top).exp_()
-            total = s.sum(-1, keepdim=True)
-            torch.add(top, total.log(), out=lse[rows])
-            if p is not s:
-                p.copy_(s)
-            torch.bmm(p, v[rows], out=out[rows])
-            # normalising the output (C values a row, not L), gamma with it
-            norm = total.reciprocal_() if scale is None else torch.div(scale, total)
-            out[rows].mul_(norm.to(out.dtype))
-    return out, lse
-
-
-def _chunked_backward(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lse: torch.Tensor, gamma: torch.Tensor | None,
-    grad_out: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
-    """:func:`attend_chunked`'s backward from what its forward kept: dq, dk, dv (in v's dtype) and dgamma."""
-    n, length, _ = q.shape
-    chunk = _chunk(n, length)
-    grad_out = grad_out.to(v.dtype).contiguous()
-    dq = torch.empty(q.shape, dtype=v.dtype, device=q.device)
-    dk = torch.empty_like(dq)
-    dv = torch.empty_like(v, memory_format=torch.contiguous_format)
-    probs = q.new_empty((chunk, length, length), dtype=torch.float32)
-    low = probs if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
-    dscores, product = torch.empty_like(probs), torch.empty_like(probs)
-    dprobs = dscores if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
-    q_low, k_low = q.to(v.dtype), k.to(v.dtype)
-    scale = None if gamma is None else gamma.detach().float()
-    dgamma = torch.zeros((), dtype=torch.float32, device=q.device)
-    with torch.autocast(q.device.type, enabled=False):
-        for i in range(0, n, chunk):
-            rows = slice(i, i + chunk)
-            m = q[rows].shape[0]
-            p, pl, ds, dp, pds = probs[:m], low[:m], dscores[:m], dprobs[:m], product[:m]
-            qf, kf, go = q[rows].float(), k[rows].float(), grad_out[rows]
-            torch.bmm(qf, kf.transpose(1, 2), out=p)
-            p.sub_(lse[rows]).exp_()
-            if pl is not p:
-                pl.copy_(p)
-            torch.bmm(pl.transpose(1, 2), go, out=dv[rows])
-            torch.bmm(go, v[rows].transpose(1, 2), out=dp)  # d(probs), before gamma
-            if ds is not dp:
-                ds.copy_(dp)
-            delta = torch.mul(p, ds, out=pds).sum(-1, keepdim=True)  # = rowsum(grad_out * out / gamma)
-            ds.sub_(delta).mul_(p)  # d(scores) = p * (dp - rowsum(p * dp)), in float32
-            if scale is not None:
-                dgamma += delta.sum()
-                ds.mul_(scale)
-                dv[rows].mul_(scale.to(dv.dtype))
-            if dp is not ds:  # in low precision, dq and dk take d(scores) rounded as p v takes p
-                dp.copy_(ds)
-            torch.bmm(dp, k_low[rows], out=dq[rows])
-            torch.bmm(dp.transpose(1, 2), q_low[rows], out=dk[rows])
-    grad_gamma = None if gamma is None else dgamma.reshape(gamma.shape).to(gamma.dtype)
-    return dq, dk, dv, grad_gamma
-
-
-def _chunk(n: int, length: int) -> int:
-    """Sequences per chunk: about ``_CHUNK_SCORES`` scores."""
-    return max(1, min(n, _CHUNK_SCORES // (length * length)))
-
-
 class _ChunkedAttention(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gamma: torch.Tensor | None
     ) -> torch.Tensor:
-        out, lse = _chunked_forward(q, k, v, gamma)
+        n, length, _ = q.shape
+        chunk = max(1, min(n, _CHUNK_SCORES // (length * length)))
+        out = torch.empty_like(v, memory_format=torch.contiguous_format)
+        lse = torch.empty(n, length, 1, dtype=torch.float32, device=q.device)
+        scores = q.new_empty((chunk, length, length), dtype=torch.float32)
+        probs = scores if v.dtype == torch.float32 else torch.empty_like(scores, dtype=v.dtype)
+        with torch.autocast(q.device.type, enabled=False):
+            scale = None if gamma is None else gamma.detach().float()
+            for i in range(0, n, chunk):
+                rows = slice(i, i + chunk)
+                m = q[rows].shape[0]
+                s, p = scores[:m], probs[:m]
+                torch.bmm(q[rows].float(), k[rows].float().transpose(1, 2), out=s)
+                top = s.amax(-1, keepdim=True)
+                s.sub_(top).exp_()
+                total = s.sum(-1, keepdim=True)
+                torch.add(top, total.log(), out=lse[rows])
+                if p is not s:
+                    p.copy_(s)
+                torch.bmm(p, v[rows], out=out[rows])
+                # normalising the output (C values a row, not L), gamma with it
+                norm = total.reciprocal_() if scale is None else torch.div(scale, total)
+                out[rows].mul_(norm.to(out.dtype))
         ctx.save_for_backward(q, k, v, lse, gamma)
+        ctx.chunk = chunk
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         q, k, v, lse, gamma = ctx.saved_tensors
-        dq, dk, dv, dgamma = _chunked_backward(q, k, v, lse, gamma, grad_out)
-        return dq.to(q.dtype), dk.to(k.dtype), dv, dgamma
-
-
-class _ProjectedAttention(torch.autograd.Function):
-    """:func:`attend_chunked` of ``sequences(linear(x, weight, bias))`` that keeps x, not the projections:
-    backward recomputes them (one matrix product, about a tenth of the attention's arithmetic)."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, gamma: torch.Tensor,
-        sequences: Callable[[torch.Tensor], tuple[torch.Tensor, ...]],
-    ) -> torch.Tensor:  # fmt: skip
-        q, k, v = sequences(F.linear(x, weight, bias))
-        out, lse = _chunked_forward(q, k, v, gamma)
-        ctx.save_for_backward(x, weight, bias, lse, gamma)
-        ctx.sequences = sequences
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        x, weight, bias, lse, gamma = ctx.saved_tensors
-        inputs = [t.detach().requires_grad_(need) for t, need in zip((x, weight, bias), ctx.needs_input_grad)]
-        with torch.enable_grad():
-            qkv = ctx.sequences(F.linear(*inputs))
-        dq, dk, dv, dgamma = _chunked_backward(*(t.detach() for t in qkv), lse, gamma, grad_out)
-        wanted = [t for t in inputs if t.requires_grad]
-        grads = iter(torch.autograd.grad(qkv, wanted, (dq, dk, dv)) if wanted else ())
-        return *(next(grads) if t.requires_grad else None for t in inputs), dgamma, None
+        chunk, (n, length, _) = ctx.chunk, q.shape
+        grad_out = grad_out.to(v.dtype).contiguous()
+        dq = torch.empty(q.shape, dtype=v.dtype, device=q.device)
+        dk = torch.empty_like(dq)
+        dv = torch.empty_like(v, memory_format=torch.contiguous_format)
+        probs = q.new_empty((chunk, length, length), dtype=torch.float32)
+        low = probs if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
+        dscores, product = torch.empty_like(probs), torch.empty_like(probs)
+        dprobs = dscores if v.dtype == torch.float32 else torch.empty_like(probs, dtype=v.dtype)
+        q_low, k_low = q.to(v.dtype), k.to(v.dtype)
+        scale = None if gamma is None else gamma.detach().float()
+        dgamma = torch.zeros((), dtype=torch.float32, device=q.device)
+        with torch.autocast(q.device.type, enabled=False):
+            for i in range(0, n, chunk):
+                rows = slice(i, i + chunk)
+                m = q[rows].shape[0]
+                p, pl, ds, dp, pds = probs[:m], low[:m], dscores[:m], dprobs[:m], product[:m]
+                qf, kf, go = q[rows].float(), k[rows].float(), grad_out[rows]
+                torch.bmm(qf, kf.transpose(1, 2), out=p)
+                p.sub_(lse[rows]).exp_()
+                if pl is not p:
+                    pl.copy_(p)
+                torch.bmm(pl.transpose(1, 2), go, out=dv[rows])
+                torch.bmm(go, v[rows].transpose(1, 2), out=dp)  # d(probs), before gamma
+                if ds is not dp:
+                    ds.copy_(dp)
+                delta = torch.mul(p, ds, out=pds).sum(-1, keepdim=True)  # = rowsum(grad_out * out / gamma)
+                ds.sub_(delta).mul_(p)  # d(scores) = p * (dp - rowsum(p * dp)), in float32
+                if scale is not None:
+                    dgamma += delta.sum()
+                    ds.mul_(scale)
+                    dv[rows].mul_(scale.to(dv.dtype))
+                if dp is not ds:  # in low precision, dq and dk take d(scores) rounded as p v takes p
+                    dp.copy_(ds)
+                torch.bmm(dp, k_low[rows], out=dq[rows])
+                torch.bmm(dp.transpose(1, 2), q_low[rows], out=dk[rows])
+        grad_gamma = None if gamma is None else dgamma.reshape(gamma.shape).to(gamma.dtype)
+        return dq.to(q.dtype), dk.to(k.dtype), dv, grad_gamma
 
 
 class FSA(nn.Module):
