@@ -183,7 +183,9 @@ class RunSpec:
 
     @property
     def digest(self) -> str:
-        spec = {"train": {k: v for k, v in self.train.items() if k != "data"}, "eval": self.eval,
+        # ema_bn_videos=0, the behaviour before the option, keeps the digests (run directories) of earlier runs
+        train = {k: v for k, v in self.train.items() if k != "data" and (k, v) != ("ema_bn_videos", 0)}
+        spec = {"train": train, "eval": self.eval,
                 "dataset_hash": self.dataset_hash, "format": RESULT_VERSION}  # fmt: skip
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
 
@@ -349,6 +351,7 @@ def train_dict(row: Row, data: Path, seed: int, args: argparse.Namespace) -> dic
         "seed": seed,
         "device": "cpu",
         "ema_half_life": half_life or None,
+        "ema_bn_videos": args.ema_bn_videos,
         "log_every": max(1, args.steps // 20),
         "sample_every": 0,
         "checkpoint_every": max(1, args.checkpoint_every),
@@ -552,7 +555,8 @@ def command_line(args: argparse.Namespace, rows: Sequence[str] | None = None) ->
     opts = {"--steps": args.steps, "--batch-size": args.batch_size, "--ch": args.ch, "--seeds": args.seeds,
             "--datasets": args.datasets, "--rows": ",".join(rows) if rows else args.rows, "--eval-n": args.eval_n,
             "--disentangle-scale": args.disentangle_scale,
-            "--eval-seed": args.eval_seed, "--ema-half-life": args.ema_half_life, "--time-steps": args.time_steps,
+            "--eval-seed": args.eval_seed, "--ema-half-life": args.ema_half_life,
+            "--ema-bn-videos": args.ema_bn_videos, "--time-steps": args.time_steps,
             "--precision": args.precision, "--jobs": args.jobs, "--threads": args.threads, "--data-dir": args.data_dir,
             "--work-dir": args.work_dir, "--out": args.out}  # fmt: skip
     for flag, value in opts.items():
@@ -660,6 +664,11 @@ def render(args: argparse.Namespace, specs: list[RunSpec], work_dir: Path, wall:
             if args.ema_half_life is not None
             else f"{max(1.0, args.steps * args.batch_size / 10):g} videos (a tenth of the training videos)"
         )
+        + (
+            f", its BatchNorm statistics recomputed from {args.ema_bn_videos} of its videos (`ema_bn_videos`)"
+            if args.ema_bn_videos
+            else ", with the trained generator's BatchNorm statistics (`ema_bn_videos=0`)"
+        )
         + f"; precision {args.precision}.",
         f"- evaluation: {n} generated videos per metric (`fid{n}_embedded_*`, `is{n}_embedded_*`: FID against "
         f"every training video, IS with 1 split), evaluation seed {args.eval_seed}; disentanglement measures at "
@@ -755,6 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ema-half-life", type=float, default=None, metavar="VIDEOS",
                    help="generator EMA half-life in videos; 0: none, evaluate the raw generator "
                    "(default: a tenth of the training videos)")  # fmt: skip
+    g.add_argument("--ema-bn-videos", type=int, default=256, metavar="VIDEOS",
+                   help="TrainConfig.ema_bn_videos: videos from which the EMA generator's BatchNorm statistics are "
+                   "recomputed; 0: keep the trained generator's, as every run before 2026-12-08 "
+                   "(default: %(default)s)")  # fmt: skip
     g.add_argument(
         "--time-steps",
         default=None,

@@ -690,3 +690,64 @@ def test_compiled_networks_train_like_eager_ones(tmp_path: Path) -> None:
     compiled.step = 1
     compiled.write_samples()  # runs eagerly, without recompiling for another batch size
     assert (tmp_path / "cTrue" / "samples" / "step-00000001.gif").is_file()
+
+
+@pytest.mark.parametrize("model", ["g3an", "mocogan"])
+def test_standing_statistics_recompute_batchnorm_from_samples_and_change_nothing_else(model: str) -> None:
+    from torch import nn
+
+    from g3an.train.ema import standing_statistics
+
+    config = TINY_MODEL if model == "g3an" else {"resolution": 32, "ch": 8, "num_classes": 2}
+    G = create_generator(model, config)
+    G.train()
+    with torch.no_grad():  # trained-looking running statistics and spectral-norm vectors
+        for _ in range(2):
+            G(**G.sample_latents(3), y=torch.tensor([0, 1, 1]) if G.num_classes else None)
+    G.eval()
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms
+    seen: dict[nn.Module, list[torch.Tensor]] = {m: [] for m in norms}
+    hooks = [m.register_forward_pre_hook(lambda m, inp: seen[m].append(inp[0].detach().float())) for m in norms]
+    others = {k: v.clone() for k, v in G.state_dict().items() if "running_" not in k and "num_batches" not in k}
+    assert standing_statistics(G, videos=7, batch=4, seed=5) == len(norms)  # two batches of 4
+    for h in hooks:
+        h.remove()
+    for m in norms:
+        assert len(seen[m]) == 2 and m.momentum == 0.1 and not m.training
+        dims = [d for d in range(seen[m][0].dim()) if d != 1]
+        mean = torch.stack([x.mean(dims) for x in seen[m]]).mean(0)
+        var = torch.stack([x.var(dims, unbiased=True) for x in seen[m]]).mean(0)
+        torch.testing.assert_close(m.running_mean, mean, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(m.running_var, var, rtol=1e-4, atol=1e-5)
+    assert not any(m.training for m in G.modules())
+    assert _states_equal(others, {k: v for k, v in G.state_dict().items() if k in others})  # weights, u, v
+    again = create_generator(model, config)
+    again.load_state_dict(G.state_dict())
+    standing_statistics(again.eval(), videos=7, batch=4, seed=5)
+    assert _states_equal(again.state_dict(), G.state_dict())  # a function of the seed
+
+
+def test_checkpoints_hold_the_ema_generators_own_batchnorm_statistics(tmp_path: Path) -> None:
+    from g3an.train.ema import standing_statistics
+
+    runs = {n: fit(_cfg(steps=2, ema_half_life=10.0, ema_bn_videos=n), tmp_path / str(n), dataset=TinyClips(),
+                   progress=False) for n in (0, 8)}  # fmt: skip
+    plain, standing = (load_checkpoint(runs[n].checkpoint) for n in (0, 8))
+    for key in ("generator", "discriminator"):  # training itself is the same
+        assert _states_equal(plain[key], standing[key]), key
+    stats = [k for k in plain["generator_ema"] if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for k in plain["generator_ema"]:
+        if k not in stats and not k.endswith("num_batches_tracked"):
+            assert torch.equal(plain["generator_ema"][k], standing["generator_ema"][k]), k
+    # 0: the trained generator's statistics, as before; 8: recomputed from the EMA generator's samples
+    assert all(torch.equal(plain["generator_ema"][k], plain["generator"][k]) for k in stats)
+    G = create_generator("g3an", TINY_MODEL)
+    G.load_state_dict(plain["generator_ema"])
+    standing_statistics(G.eval(), videos=8, batch=4, seed=3)
+    for k in stats:  # (the trainer's channels-last layout rounds differently)
+        torch.testing.assert_close(G.state_dict()[k], standing["generator_ema"][k], rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(standing["generator_ema"][k], plain["generator"][k]), k
+    with pytest.raises(ValueError, match="ema_bn_videos"):
+        _cfg(ema_bn_videos=-1)

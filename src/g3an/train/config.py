@@ -68,6 +68,9 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         optim: optimiser settings.
         ema_half_life: half-life of the generator EMA in videos (``None``: no EMA).
+        ema_bn_videos: generated videos from which the EMA generator's BatchNorm statistics are recomputed
+            before it is saved, sampled or evaluated (:func:`g3an.train.ema.standing_statistics`); 0 keeps
+            the trained generator's statistics, as before 2026-12-08 (docs/training.md).
         log_every: steps between logged scalars.
         sample_every: steps between sample grids (0: never).
         checkpoint_every: steps between checkpoints (a final one is always written).
@@ -143,6 +146,7 @@ class TrainConfig:
     device: str = "auto"
     optim: OptimConfig = field(default_factory=OptimConfig)
     ema_half_life: float | None = None
+    ema_bn_videos: int = 256
     log_every: int = 10
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -215,6 +219,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.ema_half_life is not None and self.ema_half_life <= 0:
             raise ValueError(f"ema_half_life must be positive (videos) or null, got {self.ema_half_life}")
+        if isinstance(self.ema_bn_videos, bool) or not isinstance(self.ema_bn_videos, int) or self.ema_bn_videos < 0:
+            raise ValueError(f"ema_bn_videos must be a non-negative number of videos, got {self.ema_bn_videos!r}")
         if self.init is not None and (not isinstance(self.init, str) or not self.init):
             raise ValueError(f"init must be a shipped model name or a path, got {self.init!r}")
         if self.eval_every and not self.eval_metric:

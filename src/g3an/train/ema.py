@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
 
-__all__ = ["EMA"]
+__all__ = ["EMA", "standing_statistics"]
 
 
 class EMA:
     """Keeps ``shadow``, an EMA copy of a network; buffers (BatchNorm statistics, spectral-norm vectors) are copied.
+
+    The BatchNorm statistics so copied are the trained network's, not the averaged one's:
+    :func:`standing_statistics` recomputes them for the shadow (``TrainConfig.ema_bn_videos``).
 
     Args:
         model: the network being trained.
@@ -36,3 +40,40 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.shadow.load_state_dict(state)
+
+
+@torch.no_grad()
+def standing_statistics(generator: nn.Module, videos: int, batch: int, seed: int = 0) -> int:
+    """Recompute the running statistics of ``generator``'s BatchNorm layers from its own samples.
+
+    The mean of the batch statistics of ``ceil(videos / batch)`` batches of ``batch`` generated videos
+    (latents and class labels drawn from ``seed``), in place of the running averages (BigGAN's "standing
+    statistics"). Only the BatchNorm layers run in training mode meanwhile: spectral norm's power
+    iteration and everything else stay as they are. Runs under the caller's autocast. Returns the number of
+    BatchNorm layers recomputed (0: nothing to do).
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in norms if m.track_running_stats]
+    if not norms or videos < 1:
+        return 0
+    modes = {m: m.training for m in generator.modules()}
+    momenta = [m.momentum for m in norms]
+    try:
+        generator.eval()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the batches
+            m.train()
+        rng = torch.Generator().manual_seed(seed)
+        device = next(generator.parameters()).device
+        classes = getattr(generator, "num_classes", 0)
+        for _ in range(math.ceil(videos / batch)):
+            latents = generator.sample_latents(batch, generator=rng, device=device)
+            y = torch.randint(classes, (batch,), generator=rng).to(device) if classes else None
+            generator(**latents, y=y)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        for m, mode in modes.items():
+            m.training = mode
+    return len(norms)

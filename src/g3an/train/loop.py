@@ -40,7 +40,7 @@ from g3an.models.base import VideoGenerator, channels_last
 from g3an.registry import get_entry, make_config
 from g3an.train import distributed as dist_utils
 from g3an.train.config import TrainConfig
-from g3an.train.ema import EMA
+from g3an.train.ema import EMA, standing_statistics
 from g3an.train.objectives import OBJECTIVES, Objective, Phase, StepContext, trainable
 from g3an.train.sampler import InfiniteBatchSampler, derive_seed, step_generator
 from g3an.train.stats import RunLogger
@@ -209,6 +209,7 @@ class Trainer:
         self.optimizers = self.objective.build_optimizers(cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
         self.ema = EMA(self.G, cfg.ema_half_life) if cfg.ema_half_life else None
+        self._standing_step: int | None = None  # the step whose EMA BatchNorm statistics were last recomputed
         if cfg.compile:  # in place, after the EMA copy (which stays eager); state_dict keys are unchanged
             if self.env.device.type == "cpu" and not (os.environ.get("CXX") or shutil.which("g++")):
                 raise ValueError("compile: torch.compile on the CPU needs a C++ compiler (g++, or CXX naming one); "
@@ -287,10 +288,14 @@ class Trainer:
             first = str(err).splitlines()[0]
             raise CheckpointError(f"init {init['source']}: does not fit this run ({first})") from None
 
-    def save(self) -> Path | None:
+    def save(self, calibrate: bool = True) -> Path | None:
+        """Write a checkpoint of this step. ``calibrate=False`` (a stop by signal, which must be quick) saves
+        the EMA generator with the trained generator's BatchNorm statistics (:meth:`sampling_generator`)."""
         path = None
         if self.env.is_main:
             path = self.run_dir / "checkpoints" / f"step-{self.step:08d}.pt"
+            if calibrate:
+                self.sampling_generator()
             save_checkpoint(path, self.state())
             for old in checkpoint_paths(self.run_dir)[: -self.cfg.keep_last]:
                 old.unlink(missing_ok=True)
@@ -374,12 +379,24 @@ class Trainer:
         return scalars
 
     # -- periodic work ---------------------------------------------------------------------------
+    def sampling_generator(self) -> torch.nn.Module:
+        """The generator that is sampled, evaluated and exported: the EMA one if any, its BatchNorm statistics
+        recomputed from its own samples (``ema_bn_videos``, once a step). Training is unaffected: the next
+        EMA update copies the trained generator's buffers into it again."""
+        if self.ema is None:
+            return self.G
+        if self.cfg.ema_bn_videos and self._standing_step != self.step:
+            with eager(), autocast_context(self.cfg.precision, self.env.device):
+                standing_statistics(self.ema.shadow, self.cfg.ema_bn_videos, self.local_batch, seed=self.cfg.seed)
+            self._standing_step = self.step
+        return self.ema.shadow
+
     def write_samples(self) -> None:
         if not self.env.is_main:
             return
         from g3an.media import save_grid, to_uint8
 
-        gen = self.ema.shadow if self.ema is not None else self.G
+        gen = self.sampling_generator()
         with eager():
             grid = sample_grid(gen, self.cfg.seed, device=self.env.device)
         rows, cols = grid.shape[:2]
@@ -437,7 +454,7 @@ class Trainer:
                     self.evaluate(evaluator)
                 if self.step % max(cfg.checkpoint_every, 1) == 0 and self.step < cfg.steps:
                     self.save()
-        path = self.save() if self.step > start_step or interrupted else self.last_good
+        path = self.save(calibrate=not interrupted) if self.step > start_step or interrupted else self.last_good
         if bar is not None:
             bar.close()
         self.logger.close()
@@ -446,7 +463,7 @@ class Trainer:
                            last_scalars, time.perf_counter() - t0)  # fmt: skip
 
     def evaluate(self, evaluator: Callable[[torch.nn.Module], dict[str, float]]) -> None:
-        gen = self.ema.shadow if self.ema is not None else self.G
+        gen = self.sampling_generator()
         with eager():
             metrics = evaluator(gen)
         self.logger.scalars(self.step, {f"metric/{k}": v for k, v in metrics.items()})
