@@ -726,6 +726,11 @@ def test_standing_statistics_recompute_batchnorm_from_samples_and_change_nothing
     again.load_state_dict(G.state_dict())
     standing_statistics(again.eval(), videos=7, batch=4, seed=5)
     assert _states_equal(again.state_dict(), G.state_dict())  # a function of the seed
+    codes = []  # with pairs, as batches under appearance_consistency: rows 2i and 2i + 1 share the appearance
+    G.register_forward_pre_hook(lambda m, a, kw: codes.append(kw[G.appearance_latent]), with_kwargs=True)
+    standing_statistics(G, videos=4, batch=4, seed=5, pair=G.appearance_latent)
+    assert torch.equal(codes[0][0], codes[0][1]) and torch.equal(codes[0][2], codes[0][3])
+    assert not torch.equal(codes[0][0], codes[0][2])
 
 
 def test_checkpoints_hold_the_ema_generators_own_batchnorm_statistics(tmp_path: Path) -> None:

@@ -387,7 +387,9 @@ class Trainer:
             return self.G
         if self.cfg.ema_bn_videos and self._standing_step != self.step:
             with eager(), autocast_context(self.cfg.precision, self.env.device):
-                standing_statistics(self.ema.shadow, self.cfg.ema_bn_videos, self.local_batch, seed=self.cfg.seed)
+                cfg = self.cfg
+                pair = self.G.appearance_latent if cfg.appearance_consistency or cfg.colour_consistency else None
+                standing_statistics(self.ema.shadow, cfg.ema_bn_videos, self.local_batch, seed=cfg.seed, pair=pair)
             self._standing_step = self.step
         return self.ema.shadow
 
