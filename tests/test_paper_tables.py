@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import statistics
@@ -103,6 +104,25 @@ def test_precision_option_reaches_every_run_and_the_command(paper_tables, tmp_pa
     values = paper_tables.train_dict(row, tmp_path, 0, bf16)
     assert TrainConfig.from_dict(values).precision == "bf16"
     assert "--precision bf16" in paper_tables.command_line(bf16)
+
+
+def test_ema_batchnorm_option_reaches_every_run_and_0_keeps_the_earlier_digests(paper_tables, tmp_path: Path) -> None:
+    from g3an.train import TrainConfig
+
+    row = paper_tables.selected_rows("g3an")[0]
+
+    def spec(*extra: str):
+        args = paper_tables.build_parser().parse_args([*_argv(tmp_path), *extra])
+        train = paper_tables.train_dict(row, tmp_path, 0, args)
+        return args, paper_tables.RunSpec(row=row.key, dataset="faces", seed=0, train=train, eval={}, dataset_hash="x")
+
+    default, recomputed = spec()
+    assert TrainConfig.from_dict(recomputed.train).ema_bn_videos == 256
+    assert "--ema-bn-videos 256" in paper_tables.command_line(default)
+    _, kept = spec("--ema-bn-videos", "0")
+    assert TrainConfig.from_dict(kept.train).ema_bn_videos == 0
+    before = dataclasses.replace(kept, train={k: v for k, v in kept.train.items() if k != "ema_bn_videos"})
+    assert kept.digest == before.digest != recomputed.digest
 
 
 def test_estimate_measures_each_row_and_prints_the_expected_time(paper_tables, tmp_path: Path, capsys) -> None:
