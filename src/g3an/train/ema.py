@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from g3an.train.objectives import share_in_pairs
+
 __all__ = ["EMA", "standing_statistics"]
 
 
@@ -56,8 +58,6 @@ def standing_statistics(generator: nn.Module, videos: int, batch: int, seed: int
     mode meanwhile: spectral norm's power iteration and everything else stay as they are. Runs under the
     caller's autocast. Returns the number of BatchNorm layers recomputed (0: nothing to do).
     """
-    from g3an.train.objectives import share_in_pairs
-
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     norms = [m for m in norms if m.track_running_stats]
     if not norms or videos < 1:
