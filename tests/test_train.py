@@ -754,5 +754,13 @@ def test_checkpoints_hold_the_ema_generators_own_batchnorm_statistics(tmp_path: 
     for k in stats:  # (the trainer's channels-last layout rounds differently)
         torch.testing.assert_close(G.state_dict()[k], standing["generator_ema"][k], rtol=1e-4, atol=1e-5)
         assert not torch.allclose(standing["generator_ema"][k], plain["generator"][k]), k
+    # a run whose batches pair fakes by appearance recomputes them from such pairs
+    paired = fit(_cfg(steps=2, ema_half_life=10.0, ema_bn_videos=8, appearance_consistency=1.0), tmp_path / "pairs",
+                 dataset=TinyClips(), progress=False)  # fmt: skip
+    ema = load_checkpoint(paired.checkpoint)["generator_ema"]
+    G.load_state_dict(ema)
+    standing_statistics(G.eval(), videos=8, batch=4, seed=3, pair="z_a")
+    for k in stats:
+        torch.testing.assert_close(G.state_dict()[k], ema[k], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="ema_bn_videos"):
         _cfg(ema_bn_videos=-1)

@@ -385,13 +385,13 @@ class Trainer:
         EMA update copies the trained generator's buffers into it again."""
         if self.ema is None:
             return self.G
-        if self.cfg.ema_bn_videos and self._standing_step != self.step:
-            with eager(), autocast_context(self.cfg.precision, self.env.device):
-                cfg = self.cfg
-                pair = self.G.appearance_latent if cfg.appearance_consistency or cfg.colour_consistency else None
-                standing_statistics(self.ema.shadow, cfg.ema_bn_videos, self.local_batch, seed=cfg.seed, pair=pair)
+        cfg, shadow = self.cfg, self.ema.shadow
+        if cfg.ema_bn_videos and self._standing_step != self.step:
+            pair = shadow.appearance_latent if cfg.appearance_consistency or cfg.colour_consistency else None
+            with eager(), autocast_context(cfg.precision, self.env.device):
+                standing_statistics(shadow, cfg.ema_bn_videos, self.local_batch, seed=cfg.seed, pair=pair)
             self._standing_step = self.step
-        return self.ema.shadow
+        return shadow
 
     def write_samples(self) -> None:
         if not self.env.is_main:
