@@ -387,7 +387,7 @@ class Trainer:
             return self.G
         cfg, shadow = self.cfg, self.ema.shadow
         if cfg.ema_bn_videos and self._standing_step != self.step:
-            pair = shadow.appearance_latent if cfg.appearance_consistency or cfg.colour_consistency else None
+            pair = self.objective.paired_latent()  # the batches' composition the generator was trained on
             with eager(), autocast_context(cfg.precision, self.env.device):
                 standing_statistics(shadow, cfg.ema_bn_videos, self.local_batch, seed=cfg.seed, pair=pair)
             self._standing_step = self.step

@@ -123,6 +123,10 @@ class Objective:
     def after_phase(self, phase: Phase, ctx: StepContext) -> None:
         """Called after the phase's optimiser step (e.g. weight clipping)."""
 
+    def paired_latent(self) -> str | None:
+        """The latent that rows ``2i`` and ``2i + 1`` of a step's fakes share (``None``: no pairs)."""
+        return None
+
 
 #: one term of a phase's loss: the scalar and the scalars to log
 Loss = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -276,11 +280,13 @@ class G3ANObjective(Objective):
             "D_I": adam(D.image.parameters(), lr_d, betas, wd),
         }
 
+    def paired_latent(self) -> str | None:
+        return self.G.appearance_latent if self.appearance_consistency or self.colour_consistency else None
+
     def begin_step(self, ctx: StepContext) -> None:
         G = self.G
         num_frames = ctx.real.shape[2]
-        pair = G.appearance_latent if self.appearance_consistency or self.colour_consistency else None
-        latents = ctx.latents(G, num_frames, pair=pair)
+        latents = ctx.latents(G, num_frames, pair=self.paired_latent())
         y_fake = ctx.local(lambda n: torch.randint(G.num_classes, (n,), generator=ctx.rng)) if G.num_classes else None
         ctx.cache["y_fake"] = y_fake
         ctx.cache["y_real"] = ctx.labels if G.num_classes else None
